@@ -1,0 +1,3 @@
+from bupose.cli import main
+
+raise SystemExit(main())
