@@ -1,11 +1,28 @@
 """bupose: bottom-up multi-person human pose estimation.
 
 Public API (more arrives with the model, decoder and engine modules):
-``KeypointSpec``, ``get_spec``, ``load_spec``.
+``KeypointSpec``, ``get_spec``, ``load_spec``; ``create_model``, ``list_models``,
+``load_checkpoint`` (bupose.models).
 """
 
 from bupose.structures.spec import KeypointSpec, get_spec, load_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["KeypointSpec", "__version__", "get_spec", "load_spec"]
+# Heavy (torch) exports, imported on first use so that `import bupose` stays light.
+_LAZY_EXPORTS = {
+    "create_model": "bupose.models",
+    "list_models": "bupose.models",
+    "load_checkpoint": "bupose.models.checkpoint",
+}
+
+
+def __getattr__(name: str) -> object:  # PEP 562 module attribute hook
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'bupose' has no attribute {name!r}")
+
+
+__all__ = ["KeypointSpec", "__version__", "get_spec", "load_spec", *_LAZY_EXPORTS]

@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from bupose.data.ae_dataset import AETrainDataset
 from bupose.data.coco import CocoKeypoints
 from bupose.data.mpii import MpiiKeypoints, read_mpii_annotations
 from bupose.data.sample import Sample
@@ -29,6 +28,15 @@ from bupose.structures.spec import KeypointSpec, get_spec
 
 ReaderFactory = Callable[..., Any]
 DATASETS: Registry[ReaderFactory] = Registry("dataset")
+
+
+def __getattr__(name: str) -> Any:
+    # AETrainDataset needs torch; import it lazily so `bupose data` starts fast.
+    if name == "AETrainDataset":
+        from bupose.data.ae_dataset import AETrainDataset
+
+        return AETrainDataset
+    raise AttributeError(f"module 'bupose.data' has no attribute {name!r}")
 
 
 def _coco_format_factory(default_spec: str | None) -> ReaderFactory:

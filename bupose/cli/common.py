@@ -1,0 +1,61 @@
+"""Command-line arguments shared by every command that takes a model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bupose.errors import ConfigError
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """``--model NAME``, ``--checkpoint PATH``, ``--config YAML``, ``--num-keypoints K``,
+    ``--spec NAME_OR_FILE`` (read back by ``model_from_args``)."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", metavar="NAME", default=None,
+                   help="a registered model (`bupose models`): randomly initialised unless "
+                        "--checkpoint gives weights")
+    g.add_argument("--checkpoint", type=Path, metavar="PATH", default=None,
+                   help="weights: a bupose checkpoint, official HigherHRNet/fusion .pth "
+                        "(with --config), or an mmpose 0.x checkpoint")
+    g.add_argument("--config", type=Path, metavar="YAML", default=None,
+                   help="the official experiment YAML of official weights (architecture and "
+                        "TEST settings)")
+    g.add_argument("--num-keypoints", type=int, metavar="K", default=None,
+                   help="keypoints per person (default: the spec's, the checkpoint's, else 17)")
+    g.add_argument("--spec", metavar="NAME_OR_FILE", default=None,
+                   help="keypoint spec: coco17, crowdpose14, mpii16, aic14, ochuman17 or a "
+                        "YAML/JSON file")
+
+
+def model_from_args(args: argparse.Namespace) -> Any:
+    """The model the arguments of ``add_model_args`` name, with ``.meta`` (eval mode when
+    weights are loaded)."""
+    from bupose.models import create_model
+    from bupose.models.checkpoint import load_checkpoint, model_from_official_config
+    from bupose.models.posenet import ModelMeta
+    from bupose.structures.spec import load_spec
+
+    spec = load_spec(args.spec) if getattr(args, "spec", None) else None
+    k = getattr(args, "num_keypoints", None)
+    if k is not None and spec is not None and k != spec.num_keypoints:
+        raise ConfigError(f"--num-keypoints {k} but spec {spec.name!r} has "
+                          f"{spec.num_keypoints} keypoints")
+    if args.checkpoint is not None:
+        return load_checkpoint(args.checkpoint, args.config, model=args.model, spec=spec,
+                               num_keypoints=k or (spec.num_keypoints if spec else None))
+    if args.model is not None:
+        kwargs = {} if k is None else {"num_keypoints": k}
+        return create_model(args.model, spec=spec, **kwargs)
+    if args.config is not None:
+        model = model_from_official_config(args.config)
+        if spec is not None:
+            if spec.num_keypoints != model.num_keypoints:
+                raise ConfigError(f"{args.config}: the model has {model.num_keypoints} "
+                                  f"keypoints but spec {spec.name!r} has {spec.num_keypoints}")
+            m = model.meta
+            model.meta = ModelMeta(m.name, m.kwargs, spec, m.input_size, m.test, m.source)
+        return model
+    raise ConfigError("no model given: use --model NAME (see `bupose models`) or "
+                      "--checkpoint PATH [--config YAML]")

@@ -1,0 +1,47 @@
+"""``bupose models``: the registered models with input size, parameters and GFLOPs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models", help="list the registered models (input size, parameters, GFLOPs)",
+        description="List every registered model with its input size, parameter count and cost "
+                    "for one image in two conventions: true multiply-adds (GMACs) and the "
+                    "official get_model_summary figure the papers print (GFLOPs paper).")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {name, input_size, params, gmacs, gflops_paper}")
+    p.set_defaults(func=run)
+
+
+def rows() -> list[dict[str, object]]:
+    """One dict per registered model: name, input_size, params, gmacs, gflops_paper,
+    description."""
+    from bupose.models import MODELS
+    from bupose.models.flops import registered_cost
+
+    out = []
+    for name in MODELS.names():
+        entry = MODELS.get(name)
+        cost = registered_cost(name)
+        out.append({"name": name, "input_size": entry.input_size, "params": cost.params,
+                    "gmacs": round(cost.gmacs, 3), "gflops_paper": round(cost.gflops_paper, 3),
+                    "description": entry.description})
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    table = rows()
+    if args.json:
+        print(json.dumps(table, indent=1))
+        return 0
+    head = f"{'name':<28}{'input':>6}{'params':>14}{'GMACs':>10}{'GFLOPs paper':>14}  description"
+    print(head)
+    print("-" * len(head))
+    for r in table:
+        print(f"{r['name']:<28}{r['input_size']:>6}{r['params']:>14,}{r['gmacs']:>10.2f}"
+              f"{r['gflops_paper']:>14.2f}  {r['description']}")
+    return 0

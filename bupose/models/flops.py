@@ -1,0 +1,98 @@
+"""Model size and cost in two conventions (ALGORITHMS.md §2.1, §5.4).
+
+* ``gmacs``: true multiply-accumulates of the convolutions, transposed convolutions and linear
+  layers for one image (1e9 units). Attention matmuls, norms and elementwise ops are excluded,
+  as in the published true counts (46.20 G for HigherHRNet-W32-512, about 55.6 G for the fusion).
+* ``gflops_paper``: the official HigherHRNet ``get_model_summary`` figure that the papers print:
+  for every Conv-type module ``weight.numel() * output h * w`` (for a stride-2 transposed conv 4x
+  the true count), for every ``nn.Linear`` ``output.numel() * input.size(1)`` (on (B, N, C)
+  tokens that is the token count N, not the input features: the fusion model's 330.5 G).
+
+Counting runs the model on the meta device (shapes only, no arithmetic), so it takes well
+under a second per model; results are cached per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """params: trainable parameter count; gmacs / gflops_paper: see the module docstring."""
+
+    params: int
+    gmacs: float
+    gflops_paper: float
+
+
+def _true_macs(module: nn.Module, inp: Tensor, out: Tensor) -> int:
+    """Multiply-accumulates of one call (the input is a single image)."""
+    if isinstance(module, nn.ConvTranspose2d):
+        # every input pixel scatters a (out/groups) x k x k patch
+        k = math.prod(module.kernel_size)
+        return inp.numel() * (module.out_channels // module.groups) * k
+    if isinstance(module, nn.Conv2d):
+        return out.numel() * module.weight[0].numel()
+    if isinstance(module, nn.Linear):
+        return out.numel() * module.in_features
+    return 0
+
+
+def _paper_macs(module: nn.Module, inp: Tensor, out: Tensor) -> int:
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        return module.weight.numel() * math.prod(out.shape[2:])
+    if isinstance(module, nn.Linear):
+        return out.numel() * inp.shape[1]
+    return 0
+
+
+def count_cost(model: nn.Module, input_size: int | tuple[int, int]) -> ModelCost:
+    """Parameters and MACs of ``model`` for one (1, 3, H, W) image.
+
+    Args:
+        model: any module; it is moved to nothing: a meta-device copy is made when the model
+            lives on a real device (so the caller's weights are untouched).
+        input_size: S (square) or (H, W).
+    """
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    params = sum(p.numel() for p in model.parameters())
+    true_total, paper_total = 0, 0
+
+    def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        nonlocal true_total, paper_total
+        inp = args[0]
+        true_total += _true_macs(module, inp, out)
+        paper_total += _paper_macs(module, inp, out)
+
+    kinds = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, h, w, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return ModelCost(params, true_total / 1e9, paper_total / 1e9)
+
+
+@functools.cache
+def registered_cost(name: str, input_size: int | None = None,
+                    num_keypoints: int = 17) -> ModelCost:
+    """``count_cost`` of a registered model built on the meta device (fast; cached)."""
+    from bupose.models import MODELS
+
+    entry = MODELS.get(name)
+    with torch.device("meta"):
+        model = entry.build(num_keypoints=num_keypoints)
+    return count_cost(model, input_size or entry.input_size)
