@@ -1,0 +1,209 @@
+"""Peak finding for the associative-embedding decoders: input checks, max-pool NMS and top-k.
+
+The official HeatmapParser (HigherHRNet ``lib/core/group.py``, mmpose 0.x) keeps the pixels that
+equal the maximum of their ``kernel x kernel`` neighbourhood (padding never wins), then takes the
+``top_k`` largest values per joint channel with ``torch.topk``; only those above the detection
+threshold are ever used. ``find_peaks`` computes exactly those: the NMS runs only inside tiles
+whose maximum is above the threshold, and peaks are ordered by value. When two peaks of a joint
+type have bit-identical values within the top k, the order ``torch.topk`` gives them depends on
+the whole map, so for that joint type ``find_peaks`` falls back to the full official
+computation (``top_k_dense``) to reproduce it.
+
+Row index y of a peak is the exact integer division of its flat index by the map width (the
+official HigherHRNet code computes it as float32 ``ind / w`` then truncates, which is identical
+for maps under 2**24 pixels and wrong above).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+from bupose.decoders.tiles import MapTiles
+from bupose.errors import DataError
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Top-k NMS peaks of one image, per joint type.
+
+    Attributes:
+        vals: (K, M) float32 heatmap values, descending per joint (torch.topk order).
+        locs: (K, M, 2) int64 (x, y) map pixels.
+        tags: (K, M, L) float32 tag vectors at those pixels.
+        Entries at or below the detection threshold never matter; ``find_peaks`` leaves them 0.
+    """
+
+    vals: np.ndarray
+    locs: np.ndarray
+    tags: np.ndarray
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.vals.shape[0])
+
+    @property
+    def tag_dim(self) -> int:
+        return int(self.tags.shape[2])
+
+    def candidates(self, joint: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """The peaks of one joint type with value above ``threshold``, in top-k order.
+
+        Returns:
+            joints: (N, 3 + L) float64 rows [x, y, val, tags...] (the official row layout).
+            tags: (N, L) float32 tag vectors of those rows.
+        """
+        keep = self.vals[joint] > threshold
+        tags = self.tags[joint][keep]
+        rows = np.concatenate(
+            [self.locs[joint][keep], self.vals[joint][keep][:, None], tags], axis=1
+        ).astype(np.float64)
+        return rows, tags
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise DataError(f"{name}: expected a real-valued array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def as_maps(heatmaps: Any, tags: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert one image's decoder inputs (numpy or torch, any float dtype).
+
+    Args:
+        heatmaps: (K, h, w) aggregated heatmaps.
+        tags: (K, h, w, L) tag maps (L = 2 with the flip test), or (K, h, w) for L = 1.
+
+    Returns:
+        (heatmaps (K, h, w) float32, tags (K, h, w, L) float32), C-contiguous.
+
+    Raises:
+        DataError: wrong shapes. (NaN/inf are caught by ``MapTiles`` and ``find_peaks``.)
+    """
+    heat = _to_numpy(heatmaps, "heatmaps")
+    tag = _to_numpy(tags, "tags")
+    if heat.ndim != 3:
+        raise DataError(f"heatmaps: expected shape (K, h, w), got {heat.shape}")
+    if tag.ndim == 3:
+        tag = tag[..., None]
+    if tag.ndim != 4 or tag.shape[:3] != heat.shape:
+        raise DataError(
+            f"tags: expected shape (K, h, w, L) matching heatmaps {heat.shape}, got {tag.shape}"
+        )
+    if min(heat.shape) == 0 or tag.shape[3] == 0:
+        raise DataError(f"heatmaps/tags are empty: {heat.shape}, {tag.shape}")
+    return heat, tag
+
+
+def nms(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
+    """Zero every pixel that is not the maximum of its ``kernel x kernel`` window.
+
+    Args:
+        heatmaps: (K, h, w) float32.
+        kernel: odd window side (5 in the official settings).
+
+    Returns:
+        (K, h, w) float32: ``heatmaps * (pooled == heatmaps)``, as the official code.
+    """
+    pooled = ndi.maximum_filter(
+        heatmaps, size=(1, kernel, kernel), mode="constant", cval=-np.inf
+    )
+    return heatmaps * (pooled == heatmaps)
+
+
+def top_k_dense(heatmaps: np.ndarray, tags: np.ndarray, k: int, kernel: int) -> Peaks:
+    """The official full-map computation: NMS, then the ``k`` largest values per joint.
+
+    Args:
+        heatmaps: (K, h, w) float32 (checked by ``as_maps``).
+        tags: (K, h, w, L) float32.
+        k: peaks per joint (capped at h * w).
+        kernel: NMS window side.
+    """
+    num_joints, h, w = heatmaps.shape
+    suppressed = nms(heatmaps, kernel).reshape(num_joints, h * w)
+    vals, ind = torch.from_numpy(suppressed).topk(min(k, h * w), dim=1)
+    ind_np = ind.numpy()
+    locs = np.stack([ind_np % w, ind_np // w], axis=2).astype(np.int64)
+    flat_tags = tags.reshape(num_joints, h * w, tags.shape[3])
+    peak_tags = np.take_along_axis(flat_tags, ind_np[:, :, None], axis=1)
+    return Peaks(vals.numpy(), locs, np.ascontiguousarray(peak_tags))
+
+
+def _local_maxima(
+    tiles: MapTiles, kernel: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NMS maxima above ``threshold`` -> joint (n,), flat index (n,), value (n,) float32."""
+    joint, tile = np.nonzero(tiles.max > threshold)
+    r, size = kernel // 2, tiles.size
+    y, x, valid = tiles.coords(tile)
+    span = np.arange(-r, size + r)
+    # Patch of each tile with an r-pixel border; clamping repeats edge pixels, which never
+    # changes a window maximum (the edge row / column is inside every window it replaces).
+    py = np.clip(y[:, :1] + span, 0, tiles.h - 1)
+    px = np.clip(x[:, :1] + span, 0, tiles.w - 1)
+    patch = tiles.heat[joint[:, None, None], py[:, :, None] * tiles.w + px[:, None, :]]
+    rows = patch[:, :, 0:size]
+    for d in range(1, kernel):
+        rows = np.maximum(rows, patch[:, :, d : d + size])
+    pooled = rows[:, 0:size]
+    for d in range(1, kernel):
+        pooled = np.maximum(pooled, rows[:, d : d + size])
+    centre = patch[:, r : r + size, r : r + size].reshape(len(tile), size * size)
+    keep = (centre == pooled.reshape(len(tile), size * size)) & (centre > threshold) & valid
+    flat = y * tiles.w + x
+    return np.broadcast_to(joint[:, None], keep.shape)[keep], flat[keep], centre[keep]
+
+
+def find_peaks(
+    heatmaps: np.ndarray, tags: np.ndarray, tiles: MapTiles, k: int, kernel: int,
+    threshold: float,
+) -> Peaks:
+    """The official top-k peaks above ``threshold`` per joint, found from the hot tiles only.
+
+    Args:
+        heatmaps: (K, h, w) float32; tags: (K, h, w, L) float32.
+        tiles: ``MapTiles`` of these maps.
+        k: peaks per joint; kernel: NMS window side; threshold: detection threshold.
+
+    Returns:
+        Peaks whose entries above ``threshold`` equal the official ``top_k`` ones.
+
+    Raises:
+        DataError: NaN/inf in the tags at a peak.
+    """
+    num_joints, h, w = heatmaps.shape
+    joint, flat, val = _local_maxima(tiles, kernel, threshold)
+    order = np.lexsort((flat, -val, joint))
+    joint, flat, val = joint[order], flat[order], val[order]
+    starts = np.searchsorted(joint, np.arange(num_joints))
+    rank = np.arange(len(joint)) - starts[joint]
+    tied = (joint[1:] == joint[:-1]) & (val[1:] == val[:-1]) & (rank[:-1] < k)
+    tied_joints = np.unique(joint[1:][tied])
+    keep = (rank < k) & ~np.isin(joint, tied_joints)
+    joint, flat, val, rank = joint[keep], flat[keep], val[keep], rank[keep]
+    width = min(k, h * w)
+    vals = np.zeros((num_joints, width), np.float32)
+    locs = np.zeros((num_joints, width, 2), np.int64)
+    peak_tags = np.zeros((num_joints, width, tags.shape[3]), np.float32)
+    vals[joint, rank] = val
+    locs[joint, rank] = np.stack([flat % w, flat // w], axis=1)
+    peak_tags[joint, rank] = tiles.tags[joint, flat]
+    for j in tied_joints:
+        # torch.topk orders equal values by the whole row: use the official computation
+        dense = top_k_dense(heatmaps[j : j + 1], tags[j : j + 1], k, kernel)
+        vals[j], locs[j], peak_tags[j] = dense.vals[0], dense.locs[0], dense.tags[0]
+    _check_tags(peak_tags[vals > threshold])
+    return Peaks(vals, locs, peak_tags)
+
+
+def _check_tags(tags: np.ndarray) -> None:
+    if not np.isfinite(tags).all():
+        raise DataError("tags contain NaN/inf values at heatmap peaks; cannot decode")

@@ -1,0 +1,1 @@
+"""Test-time pipeline: aggregation of model outputs, decoding and projection to the image."""
