@@ -2,7 +2,7 @@
 
 Public API (more arrives with the model, decoder and engine modules):
 ``KeypointSpec``, ``get_spec``, ``load_spec``; ``create_model``, ``list_models``,
-``load_checkpoint`` (bupose.models).
+``load_checkpoint`` (bupose.models); ``Predictor``, ``Poses`` (bupose.inference).
 """
 
 from bupose.structures.spec import KeypointSpec, get_spec, load_spec
@@ -14,6 +14,8 @@ _LAZY_EXPORTS = {
     "create_model": "bupose.models",
     "list_models": "bupose.models",
     "load_checkpoint": "bupose.models.checkpoint",
+    "Predictor": "bupose.inference.predictor",
+    "Poses": "bupose.inference.poses",
 }
 
 

@@ -1,0 +1,226 @@
+"""Predictor: one image in, the people in it out — the official HigherHRNet test path
+(ALGORITHMS.md §2.5 steps 1-5 and 12; reference ``tools/valid.py``).
+
+    image (H,W,3) uint8 RGB
+      -> for s in scales, largest first: resize_align (s) -> normalize -> model (+ flipped image)
+         -> tta: stage average, flip, project to base size, multi-scale average
+      -> DecoderInputs: heatmaps (K,H',W'), tags (K,H',W',L), center, scale, base_size
+      -> decoder (ae | hae) -> grouped (P,K,3+L) map pixels -> back_project -> Poses (image frame)
+
+As in ``valid.py``, the ``center``/``scale`` used for back-projection are those of the LAST
+(smallest) test scale; they equal the scale-1 values whenever the size ratios are integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bupose.inference import tta
+from bupose.inference.poses import Poses
+from bupose.structures.spec import KeypointSpec
+
+
+@dataclass
+class DecoderInputs:
+    """The aggregated maps of one image, as the decoder sees them (what ``--save-maps`` stores).
+
+    Attributes:
+        heatmaps: (K, h, w) float32 aggregated heatmaps (h, w = base size with PROJECT2IMAGE).
+        tags: (K, h, w, L) float32 tags (L = tag dim x passes), or None for a model without tags.
+        center: (2,) resize centre (x, y) in image pixels, or None (then results stay in map
+            pixels).
+        scale: (2,) resize box (w, h) in 200-px units, or None.
+        base_size: (W, H) network input size at scale 1, or None.
+    """
+
+    heatmaps: Tensor
+    tags: Tensor | None
+    center: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    base_size: tuple[int, int] | None = None
+
+    def to_numpy(self) -> dict[str, np.ndarray]:
+        """npz-ready arrays: heatmaps, tags (when present), center, scale, base_size (when set)."""
+        out = {"heatmaps": self.heatmaps.detach().cpu().numpy().astype(np.float32)}
+        if self.tags is not None:
+            out["tags"] = self.tags.detach().cpu().numpy().astype(np.float32)
+        if self.center is not None and self.scale is not None:
+            out["center"] = np.asarray(self.center, dtype=np.float64)
+            out["scale"] = np.asarray(self.scale, dtype=np.float64)
+        if self.base_size is not None:
+            out["base_size"] = np.asarray(self.base_size, dtype=np.int64)
+        return out
+
+
+def decode_maps(
+    inputs: DecoderInputs, decoder: str, params: Any, joint_order: Sequence[int]
+) -> Poses:
+    """Group one image's aggregated maps into people.
+
+    Args:
+        inputs: the decoder inputs; with ``center`` and ``scale`` the poses are back-projected to
+            the image (official ``get_final_preds``, map size = the heatmaps' (w, h)), otherwise
+            they are returned in map pixels.
+        decoder: a DECODERS name ("ae", "hae").
+        params: the decoder's ``GroupingParams``.
+        joint_order: the spec's AE joint order.
+
+    Returns:
+        Poses: keypoints (P, K, 3) [x, y, heatmap value], scores (P,), tags (P, K, L).
+    """
+    from bupose.decoders import DECODERS
+
+    if inputs.tags is None:
+        raise ValueError(f"decoder {decoder!r} needs tag maps; the model produced none")
+    decode = DECODERS.get(decoder)
+    grouped, scores = decode(inputs.heatmaps, inputs.tags, params, tuple(joint_order))
+    grouped = np.asarray(grouped, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float32)
+    k = inputs.heatmaps.shape[0]
+    if len(grouped) == 0:
+        return Poses.empty(k)
+    keypoints = grouped
+    if inputs.center is not None and inputs.scale is not None:
+        from bupose.inference.project import back_project
+
+        map_wh = (int(inputs.heatmaps.shape[-1]), int(inputs.heatmaps.shape[-2]))
+        keypoints = np.asarray(back_project(grouped, inputs.center, inputs.scale, map_wh))
+    return Poses(keypoints[..., :3], scores, tags=grouped[..., 3:])
+
+
+class Predictor:
+    """Image -> Poses with the official test-time pipeline.
+
+    Args:
+        model: returns a tuple of stage maps (lowest resolution first) and has ``output_layout``.
+        spec: the keypoint spec (flip index, joint order).
+        decoder: a DECODERS name ("ae" or "hae").
+        params: the decoder's ``GroupingParams`` (None: its defaults).
+        input_size: network input size of the short side at the smallest scale (official
+            DATASET.INPUT_SIZE).
+        flip: flip test.
+        scales: test scale factors (official TEST.SCALE_FACTOR).
+        project2image: resize maps to the input resolution before aggregation.
+        use_heatmaps, use_tags: per stage, whether its heatmaps/tags are used (official
+            TEST.WITH_HEATMAPS / TEST.WITH_AE); default every stage that has them.
+        device: where to run the model (default: the model's device).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        spec: KeypointSpec,
+        decoder: str = "ae",
+        params: Any = None,
+        input_size: int = 512,
+        flip: bool = True,
+        scales: Sequence[float] = (1.0,),
+        project2image: bool = True,
+        use_heatmaps: Sequence[bool] | None = None,
+        use_tags: Sequence[bool] | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not scales:
+            raise ValueError("at least one test scale is needed")
+        if any(not s > 0 for s in scales):
+            raise ValueError(f"test scales must be positive, got {list(scales)}")
+        layouts = tuple(getattr(model, "output_layout", ()))
+        if not layouts:
+            raise ValueError("the model has no output_layout")
+        if layouts[0].num_heatmaps != spec.num_keypoints:
+            raise ValueError(
+                f"the model predicts {layouts[0].num_heatmaps} keypoints but spec "
+                f"{spec.name!r} has {spec.num_keypoints}"
+            )
+        for name, flags in (("use_heatmaps", use_heatmaps), ("use_tags", use_tags)):
+            if flags is not None and len(flags) != len(layouts):
+                raise ValueError(
+                    f"{name} has {len(flags)} entries but the model has {len(layouts)} outputs"
+                )
+        if params is None:
+            from bupose.decoders.params import GroupingParams
+
+            params = GroupingParams()
+        self.model, self.spec, self.decoder, self.params = model, spec, decoder, params
+        self.layouts = layouts
+        self.input_size, self.flip = int(input_size), bool(flip)
+        self.scales = tuple(float(s) for s in scales)
+        self.project2image = bool(project2image)
+        self.use_heatmaps, self.use_tags = use_heatmaps, use_tags
+        if device is None:
+            first = next(iter(model.parameters()), None)
+            device = first.device if first is not None else "cpu"
+        self.device = torch.device(device)
+
+    def prepare(
+        self, image: np.ndarray, scale_factor: float
+    ) -> tuple[Tensor, np.ndarray, np.ndarray]:
+        """Resize-align and normalise for one test scale (official ``resize_align_multi_scale``).
+
+        Returns:
+            input (1, 3, h, w) float32 on the device, center (2,), scale (2,) (200-px units).
+        """
+        from bupose.data.transforms import normalize, resize_align
+
+        resized, center, scale, _ = resize_align(
+            image, self.input_size, scale_factor, min(self.scales)
+        )
+        tensor = torch.from_numpy(np.ascontiguousarray(normalize(resized))).unsqueeze(0)
+        return tensor.to(self.device), np.asarray(center), np.asarray(scale)
+
+    def base_size(self, image: np.ndarray) -> tuple[int, int]:
+        """(W, H) of the network input at scale 1 (official ``get_multi_scale_size``)."""
+        from bupose.data.transforms import multi_scale_size
+
+        size_wh = multi_scale_size(image, self.input_size, 1.0, min(self.scales))[0]
+        return int(size_wh[0]), int(size_wh[1])
+
+    @torch.inference_mode()
+    def maps(self, image: np.ndarray, trace: dict[str, Any] | None = None) -> DecoderInputs:
+        """The decoder inputs of one (H, W, 3) uint8 RGB image.
+
+        Args:
+            trace: if a dict is given, it receives per scale factor s: ``input/{s}`` (the network
+                input) and ``outputs/{s}`` (list of passes, see ``tta.run_passes``).
+        """
+        _check_image(image)
+        base_size = self.base_size(image)
+        size = base_size if self.project2image else None
+        acc = tta.ScaleAccumulator()
+        center = scale = None
+        for s in sorted(self.scales, reverse=True):
+            tensor, center, scale = self.prepare(image, s)
+            passes = tta.run_passes(self.model, tensor, self.flip)
+            if trace is not None:
+                trace[f"input/{s:g}"], trace[f"outputs/{s:g}"] = tensor, passes
+            maps = tta.aggregate_passes(
+                passes, self.layouts, self.spec.flip_index, size, self.use_heatmaps, self.use_tags
+            )
+            tta.accumulate_scale(acc, s, maps, len(self.scales) == 1, self.project2image)
+        heatmaps, tags = tta.finish_scales(acc)
+        return DecoderInputs(
+            heatmaps[0].float(), None if tags is None else tags[0].float(), center, scale,
+            base_size,
+        )
+
+    def decode(self, inputs: DecoderInputs) -> Poses:
+        """Group decoder inputs into people, in image pixels when center/scale are set."""
+        return decode_maps(inputs, self.decoder, self.params, self.spec.joint_order)
+
+    def __call__(self, image: np.ndarray) -> Poses:
+        """(H, W, 3) uint8 RGB image -> Poses in image pixels."""
+        return self.decode(self.maps(image))
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", type(image).__name__)
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
