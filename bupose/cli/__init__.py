@@ -14,7 +14,7 @@ import sys
 from bupose.errors import BuposeError
 
 # Subcommand modules, in the order `bupose --help` lists them.
-COMMANDS: tuple[str, ...] = ("data", "eval")
+COMMANDS: tuple[str, ...] = ("data", "eval", "infer", "decode", "train", "plot", "demo", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

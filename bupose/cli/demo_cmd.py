@@ -15,14 +15,11 @@ from typing import Any
 import numpy as np
 
 from bupose.data.synth import SceneConfig, format_stats, keypoint_stats, write_synth
-from bupose.decoders.ae import decode_ae
-from bupose.decoders.hae import decode_hae
 from bupose.structures.spec import COCO17
 from bupose.utils.io import atomic_write_bytes, read_image, read_json
 
 DEMO_IMAGES, DEMO_SEED = 16, 0
 ORACLE_SIGMA = 6.0  # the stride-4 sigma of 2 seen at input resolution (1.5 map px per px)
-DECODERS = {"ae": decode_ae, "hae": decode_hae}
 DEMO_SCENE = SceneConfig(size=(384, 384), people=(2, 7), scale=(0.15, 0.8), crowding=0.5,
                          occluders=0.3)
 
@@ -85,6 +82,8 @@ def step_grouping(data: dict[str, Any], ann_file: Path, image_dir: Path, out: Pa
     """Group oracle maps (perfect heatmaps, noisy tags) with the AE and HAE decoders, score both
     with the CrowdPose protocol (easy/medium/hard by crowdIndex) and draw the AE result."""
     from bupose.codecs.oracle import render_oracle_maps
+    from bupose.decoders.ae import decode_ae
+    from bupose.decoders.hae import decode_hae
     from bupose.evaluation import evaluate_keypoints
     from bupose.evaluation.results import coco_entries
     from bupose.viz import draw_poses
@@ -97,7 +96,7 @@ def step_grouping(data: dict[str, Any], ann_file: Path, image_dir: Path, out: Pa
         size = (image["width"], image["height"])
         heatmaps, tags = render_oracle_maps(gt, size, rng, sigma=ORACLE_SIGMA,
                                             person_tag_spread=3.0, joint_tag_noise=0.3)
-        for name, decode in DECODERS.items():
+        for name, decode in (("ae", decode_ae), ("hae", decode_hae)):
             grouped, scores = decode(heatmaps, tags, joint_order=COCO17.joint_order)
             results[name] += coco_entries(image["id"], grouped[..., :3], scores)
             if name == "ae":
