@@ -183,8 +183,9 @@ def run(args: argparse.Namespace) -> int:
     from bupose.evaluation.results import write_coco_results
     from bupose.utils.io import read_image, read_json
 
-    if args.checkpoint is None:
-        raise ConfigError("--checkpoint CKPT is required (trained or official weights)")
+    if args.checkpoint is None and args.model is not None:
+        print(f"warning: --model {args.model} without --checkpoint: random weights "
+              "(smoke runs and benchmarks only)", file=sys.stderr)
     images = collect_images(args.images)
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)

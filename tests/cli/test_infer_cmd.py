@@ -213,3 +213,26 @@ def test_argument_errors(tmp_path, capsys):
     gt.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
     assert main(["infer", image, *_model_args(), "--annotations", str(gt)]) == 2
     assert "000000000785.jpg" in capsys.readouterr().err
+
+
+def test_infer_with_a_registered_model_and_random_weights(tmp_path, capsys):
+    """`--model NAME` without weights runs the whole pipeline (smoke runs, benchmarks)."""
+    import cv2
+
+    image = np.full((96, 128, 3), 120, np.uint8)
+    cv2.imwrite(str(tmp_path / "7.png"), image)
+    out = tmp_path / "r.json"
+    code = main(["infer", str(tmp_path / "7.png"), "--model", "higherhrnet_tiny",
+                 "--input-size", "64", "--no-flip", "--json", str(out)])
+    assert code == 0
+    assert "random weights" in capsys.readouterr().err
+    entries = json.loads(out.read_text())
+    assert all(e["image_id"] == 7 and len(e["keypoints"]) == 51 for e in entries)
+
+
+def test_infer_without_a_model_says_how_to_give_one(tmp_path, capsys):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "1.png"), np.zeros((8, 8, 3), np.uint8))
+    assert main(["infer", str(tmp_path / "1.png")]) == 2
+    assert "--model NAME" in capsys.readouterr().err
