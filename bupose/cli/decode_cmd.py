@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from bupose.structures.spec import load_spec
 
     spec = load_spec(args.spec)
-    params = grouping_params({}, args.detection_threshold, args.tag_threshold)
+    params = grouping_params({}, args.detection_threshold, args.tag_threshold, args.solver)
     entries: list[dict[str, Any]] = []
     for index, path in enumerate(args.maps):
         inputs, info = load_maps(path, spec.num_keypoints)

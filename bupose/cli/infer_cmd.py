@@ -78,6 +78,9 @@ def add_decoder_args(p: argparse.ArgumentParser) -> None:
                         "(default: TEST.DETECTION_THRESHOLD, else 0.1)")
     p.add_argument("--tag-threshold", type=float, default=None, metavar="T",
                    help="tag distance threshold (default: TEST.TAG_THRESHOLD, else 1.0)")
+    p.add_argument("--solver", choices=("scipy", "munkres"), default="scipy",
+                   help="assignment solver: scipy (default) or munkres (ties between equally "
+                        "good assignments broken as the official munkres 1.1.4 does)")
 
 
 def parse_scales(text: str) -> tuple[float, ...]:
@@ -91,7 +94,8 @@ def parse_scales(text: str) -> tuple[float, ...]:
 
 
 def grouping_params(
-    test: dict[str, Any], detection_threshold: float | None, tag_threshold: float | None
+    test: dict[str, Any], detection_threshold: float | None, tag_threshold: float | None,
+    solver: str = "scipy",
 ) -> Any:
     """The decoder's GroupingParams from official TEST settings (lower-case keys) and overrides."""
     from bupose.decoders.params import GroupingParams
@@ -104,7 +108,7 @@ def grouping_params(
         values["detection_threshold"] = detection_threshold
     if tag_threshold is not None:
         values["tag_threshold"] = tag_threshold
-    return GroupingParams(**values)
+    return GroupingParams(solver=solver, **values)
 
 
 def collect_images(paths: Sequence[str | Path]) -> list[Path]:
@@ -159,7 +163,8 @@ def build_predictor(args: argparse.Namespace, model: Any) -> Any:
     try:
         return Predictor(
             model, spec, decoder=args.decoder,
-            params=grouping_params(test, args.detection_threshold, args.tag_threshold),
+            params=grouping_params(test, args.detection_threshold, args.tag_threshold,
+                                   args.solver),
             input_size=int(input_size), flip=flip, scales=scales,
             project2image=bool(test.get("project2image", True)),
             use_heatmaps=test.get("with_heatmaps"), use_tags=test.get("with_ae"),

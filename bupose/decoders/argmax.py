@@ -1,57 +1,49 @@
 """Exact, fast search for the official refine's maximum: ``heatmap_k - round(||tag_k - c||)``.
 
-The official refine evaluates this float32 score on the full maps of every joint type for every
-person and takes the first maximum in raster order; only its heatmap value and, when that value
-is > 0, its position are used. ``penalised_argmax`` returns the same answers by branch and bound
-over the tiles of ``MapTiles``, vectorised over queries:
+The official refine evaluates this float32 score on the full map of joint type k for every
+person (centre c = the person's mean tag) and takes the first maximum in raster order; only its
+heatmap value and, when that value is > 0, its position are used. ``penalised_argmax`` returns
+the same answers for all queries (c, k) of an image at once, by branch and bound over the tiles
+of ``MapTiles`` (bounds: ``bounds.py``):
 
-* a tile's scores are at most ``tile max - round(lower bound of the tag distance)``, the bound
-  being the distance from c to the tile's tag box (shrunk by 1e-5 relative to cover float32
-  rounding; float32 subtraction and rounding are monotone, so it bounds the float32 scores);
-* tiles whose bound is below a score already achieved are skipped, the rest are evaluated with
-  the official expression, and ties go to the smallest raster index;
-* the search runs over blocks of tiles first (block max, block tag box), then over the tiles of
-  the surviving blocks, then over the pixels of the surviving tiles;
-* "live" tiles contain a value > 0. The best pixel of the live tiles is the answer unless a pixel
-  of the other ("dead") tiles scores higher or ties earlier in raster order; dead pixels have
-  values <= 0, so the answer then has a value <= 0 and refine ignores it. Such queries get
-  value 0 and an unspecified position.
+1. live tiles (max > 0) are indexed by the centre u = sum_j (lo_j + hi_j) / 2 of their tag box
+   (narrow boxes, sorted per joint) or by their maximum (wide boxes). As |u(t) - u(c)| <=
+   sqrt(L) ||t - c||, the tiles whose tags may lie within a distance r of c form one
+   ``searchsorted`` window of the sorted u;
+2. a lower bound per query: the exact scores at the maximum pixel of the tiles in the window
+   r = 0.5 (tags that may cost no penalty) and of the joint's largest tiles;
+3. the tiles that can still reach that score: inside the window whose radius the bound allows,
+   value and box bound (and, for wide tiles, the bounds of two tag halves) at least the bound;
+   tiles whose whole box is within 0.5 of c score exactly their values (their first maximum
+   is their answer), the others are evaluated pixel by pixel with the official expression;
+4. the best pixel (ties to the smallest raster index) is the official answer unless a pixel of
+   a dead tile (max <= 0) scores higher or ties earlier (``deadcheck.py``); dead pixels have
+   values <= 0, so such an answer is not used by refine: those queries get value 0.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from bupose.decoders.tiles import (
-    MapTiles,
-    bound_frame,
-    frame_metric,
-    row_sum_sq,
-    tag_distance_bound,
+from bupose.decoders.bounds import (
+    NO_PIXEL,
+    SHRINK,
+    all_zero_penalty,
+    fold,
+    groups,
+    max_penalty,
+    penalised_scores,
+    ragged,
+    upper_score,
 )
+from bupose.decoders.deadcheck import dead_beats
+from bupose.decoders.tiles import MapTiles
 
-PROBE = 32
-TIGHTEN = 1 << 12  # (query, tile) pairs above which block boxes are recomputed tighter
-CHUNK = 1 << 20
-_NO_PIXEL = np.iinfo(np.int64).max
-
-
-def penalised_scores(heat: np.ndarray, tags: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """The official refine score ``heat - round(||tags - centre||)``, float32 throughout.
-
-    Args:
-        heat: (...,) float32 heatmap values.
-        tags: (..., L) float32 tag vectors at the same pixels.
-        centre: (..., L) float32 mean tags, broadcast against ``tags``.
-    """
-    sq = (tags - centre) ** 2
-    if sq.shape[-1] == 1:
-        total = sq[..., 0]
-    elif sq.shape[-1] == 2:  # what numpy's sum over a length-2 axis computes, minus its overhead
-        total = sq[..., 0] + sq[..., 1]
-    else:
-        total = sq.sum(axis=-1)
-    return heat - np.round(total**0.5)
+HALF_WIDTH = 0.5  # tiles whose box spans at most 2 * HALF_WIDTH in u are indexed by u
+PROBE = 4  # largest tiles per joint scored for the lower bounds
+CHUNK = 1 << 18  # (query, tile) pairs handled together
 
 
 def penalised_argmax_dense(
@@ -68,158 +60,186 @@ def penalised_argmax_dense(
     return flat, heatmaps.reshape(len(heatmaps), -1)[joints, flat]
 
 
-def _rep_scores(tiles: MapTiles, k: int, ids: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Exact scores at the maxima of tiles ``ids`` (broadcast with ``centres``)."""
-    return penalised_scores(tiles.max[k][ids], tiles.tags[k][tiles.rep[k][ids]], centres)
+@dataclass(frozen=True)
+class LiveIndex:
+    """The live tiles (max > 0) of every joint, arranged for range queries in tag space.
 
-
-def _penalty(dist: np.ndarray) -> np.ndarray:
-    """round() of a distance lower bound shrunk by 1e-5 relative, as float32.
-
-    The shrink covers the float32 evaluation of the official distance; float32 subtraction and
-    rounding are monotone, so ``max value - penalty`` bounds the float32 scores.
+    Attributes:
+        narrow: (E,) global tile ids with box half-width <= HALF_WIDTH in u, sorted by
+            (joint, u centre); narrow_u: (E,) float64 their u centres; narrow_start: (K + 1,)
+            joint segments; narrow_hw: (K,) float64 largest u half-width per joint.
+        wide: (W,) the other live tiles sorted by (joint, -max); wide_neg: (W,) float32 -max;
+            wide_start: (K + 1,).
+        top: (K, PROBE) global ids of each joint's largest tiles (-1 pad).
+        joint_max: (K,) float32 largest heatmap value per joint.
     """
-    return np.round(dist * (1.0 - 1e-5)).astype(np.float32)
+
+    narrow: np.ndarray
+    narrow_u: np.ndarray
+    narrow_start: np.ndarray
+    narrow_hw: np.ndarray
+    wide: np.ndarray
+    wide_neg: np.ndarray
+    wide_start: np.ndarray
+    top: np.ndarray
+    joint_max: np.ndarray
 
 
-def _reaches(tiles: MapTiles, k: int, ids: np.ndarray, centres: np.ndarray,
-             lower: np.ndarray) -> np.ndarray:
-    """(E,) False where tile ``ids[e]`` provably has no score >= ``lower[e]`` for ``centres[e]``.
-
-    Bound-frame tag boxes first; survivors with a wide box (a tile across a boundary between
-    people) are checked again with the boxes of its two halves.
-    """
-    tile_max = tiles.max[k][ids]
-    keep = tile_max - _penalty(tiles.distance_bound(k, ids, centres)) >= lower
-    lo, hi = tiles.tile_boxes(k, ids)
-    wide = keep & (np.sqrt(row_sum_sq(hi - lo) * frame_metric(tiles.dim)) > 1.0)
-    if wide.any():
-        sel = np.flatnonzero(wide)
-        keep[sel] = tiles.split_bound(k, ids[sel], centres[sel], _penalty) >= lower[sel]
-    return keep
-
-
-def _fold(q: np.ndarray, scores: np.ndarray, pix: np.ndarray, best: np.ndarray,
-          flat: np.ndarray) -> None:
-    """Merge candidate (query, score, pixel) triples (q sorted) into the per-query best score
-    and smallest raster index reaching it, in place."""
-    if len(q) == 0:
-        return
-    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
-    uq = q[starts]
-    seg_best = np.maximum.reduceat(scores, starts)
-    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(q)]))
-    seg_flat = np.minimum.reduceat(np.where(scores == seg_best[seg], pix, _NO_PIXEL), starts)
-    old_best, old_flat = best[uq], flat[uq]
-    tie = np.where(seg_best == old_best, np.minimum(old_flat, seg_flat), old_flat)
-    flat[uq] = np.where(seg_best > old_best, seg_flat, tie)
-    best[uq] = np.maximum(old_best, seg_best)
-
-
-def _fold_pixels(tiles: MapTiles, k: int, qid: np.ndarray, ids: np.ndarray,
-                 centres: np.ndarray, best: np.ndarray, flat: np.ndarray) -> None:
-    """Evaluate every pixel of (query, tile) pairs (qid sorted) into best / flat in place."""
-    step = max(1, CHUNK // tiles.size**2)
-    for s in range(0, len(qid), step):
-        pix = tiles.pixels(ids[s : s + step]).ravel()
-        q = np.repeat(qid[s : s + step], tiles.size**2)
-        scores = penalised_scores(tiles.heat[k][pix], tiles.tags[k][pix], centres[q])
-        _fold(q, scores, pix, best, flat)
+def live_index(tiles: MapTiles) -> LiveIndex:
+    """Build (once per MapTiles) the LiveIndex."""
+    cached = tiles.cache.get("live_index")
+    if cached is not None:
+        return cached
+    k, t = tiles.max.shape
+    live = np.flatnonzero(tiles.max_flat > 0)
+    joint = live // t
+    boxes = tiles.boxes().take(live)
+    u_lo, u_hi = sum(boxes.lo), sum(boxes.hi)
+    mid, hw = (u_lo + u_hi) / 2, (u_hi - u_lo) / 2
+    narrow = hw <= HALF_WIDTH
+    order = np.lexsort((mid[narrow], joint[narrow]))
+    n_joint = joint[narrow][order]
+    n_start = np.searchsorted(n_joint, np.arange(k + 1))
+    n_hw = np.zeros(k)
+    np.maximum.at(n_hw, n_joint, hw[narrow][order])
+    vmax = tiles.max_flat[live]
+    w_order = np.lexsort((-vmax[~narrow], joint[~narrow]))
+    w_joint = joint[~narrow][w_order]
+    by_max = np.lexsort((-vmax, joint))
+    start = np.searchsorted(joint[by_max], np.arange(k + 1))
+    rank = np.arange(len(live)) - start[joint[by_max]]
+    top = np.full((k, PROBE), -1, np.int64)
+    keep = rank < PROBE
+    top[joint[by_max][keep], rank[keep]] = live[by_max][keep]
+    index = LiveIndex(
+        live[narrow][order], mid[narrow][order], n_start, n_hw,
+        live[~narrow][w_order], -vmax[~narrow][w_order], np.searchsorted(w_joint, np.arange(k + 1)),
+        top, tiles.max.max(axis=1),
+    )
+    tiles.cache["live_index"] = index
+    return index
 
 
-def _fold_tiles(tiles: MapTiles, k: int, qid: np.ndarray, ids: np.ndarray,
-                centres: np.ndarray, best: np.ndarray, flat: np.ndarray) -> None:
-    """Fold (query, tile) pairs: tiles whose every tag is within 0.5 of the centre (penalty 0
-    at every pixel, scores = heatmap values exactly) contribute their first maximum directly;
-    the others are evaluated pixel by pixel."""
-    lo, hi = tiles.tile_boxes(k, ids)
-    c = bound_frame(centres[qid])
-    reach = np.maximum(np.abs(c - lo), np.abs(c - hi))
-    direct = np.sqrt(row_sum_sq(reach) * frame_metric(tiles.dim)) * (1.0 + 1e-5) < 0.5
-    _fold(qid[direct], tiles.max[k][ids[direct]], tiles.rep[k][ids[direct]], best, flat)
-    _fold_pixels(tiles, k, qid[~direct], ids[~direct], centres, best, flat)
+@dataclass
+class _Queries:
+    """Queries of one search: joints (Q,), centres (Q, L) float32 and as float64 columns,
+    their u = sum of components, and the running best score / first pixel (global id)."""
+
+    joints: np.ndarray
+    c32: np.ndarray
+    cols: tuple[np.ndarray, ...]
+    u: np.ndarray
+    best: np.ndarray
+    flat: np.ndarray
+
+    def cols_at(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(c[q] for c in self.cols)
 
 
-def _raise(lower: np.ndarray, qid: np.ndarray, values: np.ndarray, beaten: np.ndarray,
-           stop_above: np.ndarray | None) -> np.ndarray:
-    """Raise per-query lower bounds to achieved scores; mark and drop queries above stop."""
-    np.maximum.at(lower, qid, values)
-    if stop_above is None:
-        return np.ones(len(qid), bool)
-    beaten |= lower > stop_above
-    return ~beaten[qid]
-
-
-def _best_over(
-    tiles: MapTiles, k: int, centres: np.ndarray, lower: np.ndarray, live: bool,
-    stop_above: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best score >= ``lower`` and its first raster index over the live or dead tiles of k.
-
-    Returns:
-        best: (Q,) float32, -inf where no pixel reaches ``lower``; flat: (Q,) int64;
-        beaten: (Q,) bool, True where a score above ``stop_above`` was seen (those queries
-        are dropped early and their best / flat are incomplete).
-    """
-    blocks = tiles.blocks(live)
-    lower, beaten = lower.copy(), np.zeros(len(centres), bool)
-    block_max = blocks.max[k]
-    order = np.argsort(-block_max, kind="stable")
-    count = np.searchsorted(-block_max[order], -lower, side="right")
-    qid = np.repeat(np.arange(len(centres)), count)
-    ids = order[np.arange(len(qid)) - (np.cumsum(count) - count)[qid]]
-    reps = penalised_scores(block_max[ids], tiles.tags[k][blocks.rep[k][ids]], centres[qid])
-    go = _raise(lower, qid, reps, beaten, stop_above)
-    frames, metric = bound_frame(centres[qid]), frame_metric(tiles.dim)
-    dist = tag_distance_bound(blocks.lo[k][ids], blocks.hi[k][ids], frames, metric)
-    go &= block_max[ids] - _penalty(dist) >= lower[qid]
-    if tiles.dim == 2 and go.sum() * blocks.members.shape[1] > TIGHTEN:
-        lo, hi = tiles.tight_block_boxes()
-        sel = np.flatnonzero(go)
-        dist = tag_distance_bound(lo[k][ids[sel]], hi[k][ids[sel]], frames[sel], metric)
-        go[sel] = block_max[ids[sel]] - _penalty(dist) >= lower[qid[sel]]
-    qid = np.repeat(qid[go], blocks.members.shape[1])
-    ids = blocks.members[ids[go]].ravel()
-    ids_safe = np.maximum(ids, 0)
-    tile_max = tiles.max[k][ids_safe]
-    go = (ids >= 0) & ((tile_max > 0) == live) & (tile_max >= lower[qid])
-    qid, ids = qid[go], ids[go]
-    go = _raise(lower, qid, _rep_scores(tiles, k, ids, centres[qid]), beaten, stop_above)
-    if stop_above is not None:  # dead tiles: values are flat, their tags decide; sample more
-        pix = tiles.witness(ids)
-        scores = penalised_scores(tiles.heat[k][pix], tiles.tags[k][pix], centres[qid])
-        go &= _raise(lower, qid, scores, beaten, stop_above)
-    go &= tiles.max[k][ids] >= lower[qid]
-    qid, ids = qid[go], ids[go]
-    go = _reaches(tiles, k, ids, centres[qid], lower[qid])
-    best = np.full(len(centres), -np.inf, np.float32)
-    flat = np.full(len(centres), _NO_PIXEL, np.int64)
-    _fold_tiles(tiles, k, qid[go], ids[go], centres, best, flat)
-    return best, flat, beaten
-
-
-def _search_joint(tiles: MapTiles, k: int, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(flat index, value) answers for the queries of joint type k; value 0 = nothing to add."""
-    live = np.flatnonzero(tiles.max[k] > 0)
-    if len(live) == 0:
-        return np.zeros(len(centres), np.int64), np.zeros(len(centres), np.float32)
-    probe = live[np.argsort(-tiles.max[k][live], kind="stable")[:PROBE]]
-    lower = _rep_scores(tiles, k, probe[None, :], centres[:, None, :]).max(axis=1)
-    best, flat, _ = _best_over(tiles, k, centres, lower, live=True)
-    vals = tiles.heat[k][flat]
-    check = np.flatnonzero((vals > 0) & (best <= 0))
-    if len(check) and len(live) < tiles.max.shape[1]:
-        sub_best, sub_flat = best[check], flat[check]
-        dead_best, dead_flat, beaten = _best_over(
-            tiles, k, centres[check], sub_best, live=False, stop_above=sub_best
+def _window(index: LiveIndex, qs: _Queries, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, counts) into ``index.narrow`` of the tiles whose u centre is within
+    ``radius + half-width`` of each query's u (whole joint segment when unbounded)."""
+    starts = np.zeros(len(qs.joints), np.int64)
+    ends = np.zeros(len(qs.joints), np.int64)
+    reach = radius + index.narrow_hw[qs.joints] + 1e-9 * (1.0 + np.abs(qs.u))
+    with np.errstate(invalid="ignore"):
+        low, high = qs.u - reach, qs.u + reach
+    bounded = np.isfinite(low) & np.isfinite(high)
+    for k in np.unique(qs.joints):
+        sel = np.flatnonzero(qs.joints == k)
+        s, e = index.narrow_start[k], index.narrow_start[k + 1]
+        seg = index.narrow_u[s:e]
+        fin = bounded[sel]
+        starts[sel] = np.where(fin, s + np.searchsorted(seg, np.where(fin, low[sel], 0)), s)
+        ends[sel] = np.where(
+            fin, s + np.searchsorted(seg, np.where(fin, high[sel], 0), side="right"), e
         )
-        beaten |= (dead_best > sub_best) | ((dead_best == sub_best) & (dead_flat < sub_flat))
-        vals[check[beaten]] = 0.0
-    return flat, np.maximum(vals, np.float32(0.0))
+    return starts, ends - starts
+
+
+def _wide_counts(index: LiveIndex, qs: _Queries) -> np.ndarray:
+    """(Q,) number of wide tiles of each query's joint with max >= its best score."""
+    counts = np.zeros(len(qs.joints), np.int64)
+    for k in np.unique(qs.joints):
+        sel = np.flatnonzero(qs.joints == k)
+        s, e = index.wide_start[k], index.wide_start[k + 1]
+        counts[sel] = np.searchsorted(index.wide_neg[s:e], -qs.best[sel], side="right")
+    return counts
+
+
+def _fold_reps(tiles: MapTiles, qs: _Queries, q: np.ndarray, gid: np.ndarray) -> None:
+    """Fold the exact scores at the maximum pixels of tiles ``gid`` (q non-decreasing)."""
+    pix = tiles.reps(gid)
+    scores = penalised_scores(tiles.heat_flat[pix], tiles.tags_flat[pix], qs.c32[q])
+    fold(q, scores, pix, qs.best, qs.flat)
+
+
+def _fold_pixels(tiles: MapTiles, qs: _Queries, q: np.ndarray, gid: np.ndarray) -> None:
+    """Fold every pixel of tiles ``gid``; tiles whose penalty is 0 throughout fold their
+    first maximum directly (their scores are their heatmap values)."""
+    direct = all_zero_penalty(tiles.boxes().take(gid), qs.cols_at(q))
+    if direct.any():
+        pix = tiles.reps(gid[direct])
+        fold(q[direct], tiles.heat_flat[pix], pix, qs.best, qs.flat)
+    q, gid = q[~direct], gid[~direct]
+    step = max(1, CHUNK // tiles.size**2)
+    for s in range(0, len(q), step):
+        pix = tiles.pixels(gid[s : s + step]).ravel()
+        qq = np.repeat(q[s : s + step], tiles.size**2)
+        scores = penalised_scores(tiles.heat_flat[pix], tiles.tags_flat[pix], qs.c32[qq])
+        fold(qq, scores, pix, qs.best, qs.flat)
+
+
+def _lower_bounds(tiles: MapTiles, index: LiveIndex, qs: _Queries) -> None:
+    """Scores at the maxima of the r = 0.5 window's tiles and of each joint's largest tiles."""
+    radius = np.full(len(qs.joints), 0.5 * (1.0 + SHRINK) * np.sqrt(tiles.dim))
+    starts, counts = _window(index, qs, radius)
+    for sel in groups(counts, CHUNK):
+        q, e = ragged(starts[sel], counts[sel])
+        _fold_reps(tiles, qs, sel[q], index.narrow[e])
+    open_ = np.flatnonzero(max_penalty(index.joint_max[qs.joints], qs.best) > 0)
+    top = index.top[qs.joints[open_]]
+    q = np.repeat(open_, PROBE)[top.ravel() >= 0]
+    _fold_reps(tiles, qs, q, top.ravel()[top.ravel() >= 0])
+
+
+def _survivors(tiles: MapTiles, qs: _Queries, q: np.ndarray, gid: np.ndarray,
+               halves: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The (query, tile) pairs whose bounds reach the query's best score."""
+    vmax = tiles.max_flat[gid]
+    keep = vmax >= qs.best[q]
+    q, gid = q[keep], gid[keep]
+    low = qs.best[q]
+    keep = upper_score(tiles.max_flat[gid], tiles.boxes().take(gid), qs.cols_at(q)) >= low
+    q, gid, low = q[keep], gid[keep], low[keep]
+    if halves and len(q):
+        box_a, box_b, vh = tiles.halves(gid)
+        cols = qs.cols_at(q)
+        keep = (upper_score(vh[:, 0], box_a, cols) >= low) | (
+            upper_score(vh[:, 1], box_b, cols) >= low)
+        q, gid = q[keep], gid[keep]
+    return q, gid
+
+
+def _search_live(tiles: MapTiles, index: LiveIndex, qs: _Queries) -> None:
+    """Exact best score and first pixel over the live tiles, in place in ``qs``."""
+    _lower_bounds(tiles, index, qs)
+    n = max_penalty(index.joint_max[qs.joints], qs.best)
+    radius = (n + 0.5) * (1.0 + SHRINK) * np.sqrt(tiles.dim)
+    starts, counts = _window(index, qs, radius)
+    wide = _wide_counts(index, qs)
+    w_starts = index.wide_start[qs.joints]
+    for sel in groups(counts + wide, CHUNK):
+        q, e = ragged(starts[sel], counts[sel])
+        q, gid = _survivors(tiles, qs, sel[q], index.narrow[e], halves=False)
+        _fold_pixels(tiles, qs, q, gid)
+        q, e = ragged(w_starts[sel], wide[sel])
+        q, gid = _survivors(tiles, qs, sel[q], index.wide[e], halves=True)
+        _fold_pixels(tiles, qs, q, gid)
 
 
 def penalised_argmax(
-    tiles: MapTiles, centres: np.ndarray, joints: np.ndarray, chunk: int = 256
+    tiles: MapTiles, centres: np.ndarray, joints: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """First raster-order maximum of ``heatmap_k - round(||tag_k - c||)`` for many (c, k).
 
@@ -227,19 +247,27 @@ def penalised_argmax(
         tiles: ``MapTiles`` of the (K, h, w) heatmaps and (K, h, w, L) tags.
         centres: (Q, L) float32 mean tags c.
         joints: (Q,) int joint type k of each query.
-        chunk: queries searched together (bounds memory).
 
     Returns:
         flat: (Q,) int64 raster index y * w + x; vals: (Q,) float32 heatmap value there.
         Equal to ``penalised_argmax_dense`` wherever its value is > 0; elsewhere vals is 0 and
         flat unspecified.
     """
-    flat = np.zeros(len(joints), np.int64)
-    vals = np.zeros(len(joints), np.float32)
-    centres = np.ascontiguousarray(centres, dtype=np.float32)
-    for k in np.unique(joints):
-        sel = np.flatnonzero(joints == k)
-        for s in range(0, len(sel), chunk):
-            part = sel[s : s + chunk]
-            flat[part], vals[part] = _search_joint(tiles, int(k), centres[part])
-    return flat, vals
+    joints = np.asarray(joints, np.int64)
+    c32 = np.ascontiguousarray(centres, dtype=np.float32).reshape(len(joints), tiles.dim)
+    cols = tuple(c32[:, j].astype(np.float64) for j in range(tiles.dim))
+    qs = _Queries(joints, c32, cols, sum(cols) if cols else np.zeros(len(joints)),
+                  np.full(len(joints), -np.inf, np.float32), np.full(len(joints), NO_PIXEL))
+    if len(joints) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    index = live_index(tiles)
+    _search_live(tiles, index, qs)
+    found = qs.flat != NO_PIXEL
+    vals = np.where(found, tiles.heat_flat[np.where(found, qs.flat, 0)], np.float32(0))
+    check = np.flatnonzero((vals > 0) & (qs.best <= 0))
+    if len(check):
+        beaten = dead_beats(tiles, qs.c32[check], joints[check], qs.best[check], qs.flat[check])
+        vals[check[beaten]] = 0
+    pixels = tiles.h * tiles.w
+    flat = np.where(found, qs.flat - joints * pixels, 0)
+    return flat, np.maximum(vals, np.float32(0)).astype(np.float32)

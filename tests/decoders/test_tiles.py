@@ -14,13 +14,13 @@ def test_tile_max_and_first_raster_maximum(rng):
     heat[1, 3, 5] = heat[1, 2, 6] = 5.0  # tie inside tile 0: (2, 6) comes first in raster order
     tiles = MapTiles(heat, np.zeros((2, 19, 21, 1), np.float32))
     assert tiles.max.shape == (2, 3 * 3)
-    assert tiles.rep[1, 0] == 2 * 21 + 6
+    assert tiles.reps(np.array([9]))[0] == 19 * 21 + 2 * 21 + 6  # global ids: joint 1, tile 0
     for k in range(2):
         for t in range(9):
             ty, tx = divmod(t, 3)
             block = heat[k, ty * 8 : ty * 8 + 8, tx * 8 : tx * 8 + 8]
             assert tiles.max[k, t] == block.max()
-            assert heat[k].ravel()[tiles.rep[k, t]] == block.max()
+            assert heat.ravel()[tiles.reps(np.array([k * 9 + t]))[0]] == block.max()
 
 
 def test_nan_heatmap_is_an_error():
