@@ -1,0 +1,430 @@
+"""Typed, frozen experiment configuration: the dataclasses a recipe YAML mirrors.
+
+A recipe file has one mapping per section (``model``, ``data``, ``loss``, ``optim``, ``train``,
+``eval``) plus the top-level ``method`` (which training task builds the dataset, loss and
+predictor: "ae" for HigherHRNet / HAE / the fusion model; later "simplepose", "cal"). Every key is
+checked: an unknown key or a value of the wrong type is a ConfigError naming the file and the key.
+Only the engine and the CLI read these objects; everything below them takes explicit arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bupose.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    """Which network to build and how to initialise it.
+
+    Attributes:
+        name: a name from ``bupose.models.list_models()``.
+        kwargs: extra keyword arguments for ``create_model`` (e.g. ``tag_dim``, a tiny width).
+        pretrained: ImageNet backbone weights (``load_backbone_weights``), "" for none.
+        init_checkpoint: a trained bupose/official model whose matching tensors are loaded before
+            training (fine-tuning, e.g. the fusion model from HigherHRNet-W32), "" for none.
+        sync_bn: convert BatchNorm to SyncBatchNorm under DDP (CUDA only).
+        freeze_bn: keep BatchNorm layers in eval mode (running statistics) while training.
+    """
+
+    name: str = "higherhrnet_w32_512"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    pretrained: str = ""
+    init_checkpoint: str = ""
+    sync_bn: bool = False
+    freeze_bn: bool = False
+
+
+@dataclass(frozen=True)
+class SynthCfg:
+    """Built-in synthetic crowds (``bupose.data.synth``) used instead of the dataset files.
+
+    When ``enabled``, train and val sets are generated (once) under ``dir`` — or, when ``dir`` is
+    "", under a cache folder named after these settings — and the data paths point there.
+
+    Attributes:
+        train_images / val_images: images per split (val is drawn with a different seed).
+        size: image (W, H). people: (min, max) persons per image. scale: (min, max) person height
+            as a fraction of the image height. crowding, occluders: 0..1 (see ``SceneConfig``).
+    """
+
+    enabled: bool = False
+    dir: str = ""
+    train_images: int = 2000
+    val_images: int = 100
+    seed: int = 0
+    size: tuple[int, int] = (256, 256)
+    people: tuple[int, int] = (1, 4)
+    scale: tuple[float, float] = (0.3, 0.9)
+    crowding: float = 0.3
+    occluders: float = 0.3
+
+
+@dataclass(frozen=True)
+class DataCfg:
+    """Dataset files, keypoint spec and training augmentation (ALGORITHMS.md §2.2).
+
+    Paths are relative to the working directory; the defaults are the official COCO layout.
+    With ``synth.enabled`` the four paths are replaced by the generated synthetic sets.
+    """
+
+    spec: str = "coco17"
+    train_ann: str = "data/coco/annotations/person_keypoints_train2017.json"
+    train_images: str = "data/coco/images/train2017"
+    val_ann: str = "data/coco/annotations/person_keypoints_val2017.json"
+    val_images: str = "data/coco/images/val2017"
+    input_size: int = 512
+    sigma: float = 2.0
+    max_people: int = 30
+    max_rotation: float = 30.0
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_translate: float = 40.0
+    flip_prob: float = 0.5
+    workers: int = 2
+    synth: SynthCfg = field(default_factory=SynthCfg)
+
+
+@dataclass(frozen=True)
+class LossCfg:
+    """Loss terms and weights (ALGORITHMS.md §2.3, §3.4).
+
+    Attributes:
+        heatmap_weights: one weight per output stage (lowest resolution first).
+        tag_loss: "ae" (associative embedding), "hae" (hierarchical groups) or "none".
+        pull_weight / push_weight: AE factors (0.001 in every reference recipe).
+        groups: HAE group scheme name of the keypoint spec ("" = the spec's default).
+        hae_weights: HAE (instance, keypoint-to-group, group-to-instance) pull weights (o, l, h).
+        focal: focal pulling: "none", "iqr" (the HAE code's outlier ×2) or "gamma".
+    """
+
+    heatmap_weights: tuple[float, ...] = (1.0, 1.0)
+    tag_loss: str = "ae"
+    pull_weight: float = 0.001
+    push_weight: float = 0.001
+    groups: str = ""
+    hae_weights: tuple[float, float, float] = (0.0, 1.0, 1.5)
+    focal: str = "none"
+
+
+@dataclass(frozen=True)
+class OptimCfg:
+    """Optimiser and learning-rate schedule (see ``bupose.engine.schedule.lr_at``).
+
+    Attributes:
+        name: "adam", "adamw" or "sgd".
+        lr: base learning rate for ``reference_batch`` images per optimiser step.
+        schedule: "multistep" (×lr_factor at each epoch of lr_steps), "constant" or "cosine".
+        warmup_iters / warmup_ratio: linear warm-up from warmup_ratio·lr over that many steps.
+        scale_lr_with_batch: multiply lr by (actual global batch / reference_batch).
+        reference_batch: the global batch of the published recipe (0 = the actual one).
+        grad_clip: max gradient L2 norm (0 = off).
+    """
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "multistep"
+    lr_steps: tuple[int, ...] = (200, 260)
+    lr_factor: float = 0.1
+    warmup_iters: int = 0
+    warmup_ratio: float = 0.001
+    scale_lr_with_batch: bool = False
+    reference_batch: int = 0
+    grad_clip: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainCfg:
+    """Loop settings.
+
+    Attributes:
+        batch_size: images per process and forward pass.
+        accumulate: forward passes per optimiser step (global batch = batch_size·world·accumulate).
+        amp: "none", "bf16", "fp16" or "auto" (fp16 on CUDA, none on CPU).
+        val_every: validate every N epochs (0 = never; the last epoch is always validated if >0).
+        checkpoint_every: also save "last" every N optimiser steps inside an epoch (0 = per epoch).
+        max_steps_per_epoch: cap on optimiser steps per epoch (0 = the whole epoch; for smoke runs).
+        max_steps: stop, with a checkpoint, after this many optimiser steps in all (0 = no cap).
+        time_limit: stop cleanly (checkpoint saved) after this many minutes (0 = no limit).
+        device: "auto", "cpu" or "cuda".
+    """
+
+    epochs: int = 300
+    batch_size: int = 12
+    accumulate: int = 1
+    amp: str = "none"
+    seed: int = 0
+    val_every: int = 10
+    checkpoint_every: int = 0
+    log_every: int = 20
+    max_steps_per_epoch: int = 0
+    max_steps: int = 0
+    time_limit: float = 0.0
+    device: str = "auto"
+    threads: int = 0
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class EvalCfg:
+    """Validation with the test-time pipeline (ALGORITHMS.md §2.5) and the evaluator (§1.2).
+
+    Attributes:
+        kind: "coco" or "crowdpose" (which AP protocol).
+        decoder: a name from the DECODERS registry ("ae" fixed order, "hae" progressive).
+        max_images: evaluate on the first N validation images (0 = all).
+    """
+
+    kind: str = "coco"
+    decoder: str = "ae"
+    flip: bool = True
+    scales: tuple[float, ...] = (1.0,)
+    max_people: int = 30
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    nms_kernel: int = 5
+    adjust: bool = True
+    refine: bool = True
+    max_images: int = 0
+
+
+@dataclass(frozen=True)
+class ExperimentCfg:
+    """A whole training recipe."""
+
+    method: str = "ae"
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    loss: LossCfg = field(default_factory=LossCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    train: TrainCfg = field(default_factory=TrainCfg)
+    eval: EvalCfg = field(default_factory=EvalCfg)
+
+
+# Closed sets of values, checked when a config is read (``method`` and the model, decoder and spec
+# names are checked where they are looked up, so that later methods need no edit here).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "loss.tag_loss": ("ae", "hae", "none"),
+    "loss.focal": ("none", "iqr", "gamma"),
+    "optim.name": ("adam", "adamw", "sgd"),
+    "optim.schedule": ("multistep", "constant", "cosine"),
+    "train.amp": ("none", "bf16", "fp16", "auto"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "eval.kind": ("coco", "crowdpose"),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Reading, overriding, writing
+
+
+def load_config(path: str | os.PathLike) -> ExperimentCfg:
+    """Read a recipe YAML into an ExperimentCfg; missing keys take the dataclass defaults.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a key is unknown or mistyped; the
+            message names the file and the dotted key.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: Any, source: str = "config") -> ExperimentCfg:
+    """Build an ExperimentCfg from nested plain data (the YAML form), checking every key."""
+    return _build(ExperimentCfg, data, source, "")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain data (tuples as lists) that ``config_from_dict`` reads back unchanged."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def dump_config(cfg: ExperimentCfg) -> str:
+    """The YAML text of ``cfg`` (every key, defaults included)."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def flow_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+    _Dumper.add_representer(list, flow_list)
+    return yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False)
+
+
+def save_config(cfg: ExperimentCfg, path: str | os.PathLike) -> Path:
+    """Write ``cfg`` as YAML atomically."""
+    from bupose.utils.io import atomic_write_bytes
+
+    return atomic_write_bytes(path, dump_config(cfg).encode("utf-8"))
+
+
+def apply_overrides(
+    cfg: ExperimentCfg, overrides: list[str] | tuple[str, ...], source: str = "--set"
+) -> ExperimentCfg:
+    """Return ``cfg`` with ``["section.key=value", ...]`` applied, values coerced to the field type.
+
+    Values are read as YAML (``true``, ``1e-3``, ``[1, 2]``) except for string fields, which take
+    the text as is. Keys inside a dict field are reached with more dots (``model.kwargs.width=8``).
+    """
+    data = config_to_dict(cfg)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{source}: expected KEY=VALUE, got {item!r}")
+        _set_path(data, key.split("."), text, source)
+    return config_from_dict(data, source=source)
+
+
+def _set_path(data: dict[str, Any], parts: list[str], text: str, source: str) -> None:
+    import yaml
+
+    cls: Any = ExperimentCfg
+    node = data
+    for i, part in enumerate(parts):
+        dotted = ".".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        if cls is None:  # inside a free-form dict field
+            if last:
+                node[part] = _yaml_value(text, dotted, source)
+            else:
+                node = node.setdefault(part, {})
+            continue
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            raise _unknown(source, dotted, hints)
+        tp = hints[part]
+        if last:
+            try:
+                node[part] = text if tp is str else yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{source}: {dotted}: cannot read {text!r}: {e}") from None
+            return
+        if dataclasses.is_dataclass(tp):
+            cls, node = tp, node[part]
+        elif typing.get_origin(tp) is dict:
+            cls, node = None, node[part]
+        else:
+            raise ConfigError(f"{source}: {dotted} is a {_type_name(tp)}, it has no sub-keys")
+
+
+def _yaml_value(text: str, key: str, source: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: {key}: cannot read {text!r}: {e}") from None
+
+
+def _unknown(source: str, key: str, known: Any) -> ConfigError:
+    name = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(name, list(known), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"{source}: unknown key {key!r}{hint} (known: {', '.join(known)})")
+
+
+def _build(cls: Any, data: Any, source: str, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            raise _unknown(source, dotted, hints)
+        kwargs[key] = _coerce(value, hints[key], source, dotted)
+        allowed = CHOICES.get(dotted)
+        if allowed and kwargs[key] not in allowed:
+            raise ConfigError(
+                f"{source}: {dotted} is {kwargs[key]!r}; choose one of {', '.join(allowed)}"
+            )
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
+    """``value`` converted to type ``tp`` (int/float/str/bool, tuples, dicts, dataclasses)."""
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, source, f"{key}.")
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{source}: {key} must be {_type_name(tp)}, got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], source, key) for v in items)
+        if len(items) != len(args):
+            raise bad
+        return tuple(_coerce(v, a, source, key) for v, a in zip(items, args))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if isinstance(value, float) and not value.is_integer():
+            raise bad
+        return int(value)
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad
+
+
+def _type_name(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping ({tp.__name__})"
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0])}"
+        return f"a list of {len(args)} values"
+    if origin is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
