@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.ndimage as ndi
 import torch
 
 from bupose.decoders.tiles import MapTiles
@@ -110,11 +109,22 @@ def nms(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
         kernel: odd window side (5 in the official settings).
 
     Returns:
-        (K, h, w) float32: ``heatmaps * (pooled == heatmaps)``, as the official code.
+        (K, h, w) float32: ``heatmaps * (pooled == heatmaps)``, as the official code, where
+        pooled is the max over the window clipped to the map (the official max-pool pads with
+        -inf), computed as two separable passes of shifted maxima.
     """
-    pooled = ndi.maximum_filter(
-        heatmaps, size=(1, kernel, kernel), mode="constant", cval=-np.inf
-    )
+    pooled = heatmaps.copy()
+    for axis in (2, 1):
+        src = pooled.copy()
+        n = src.shape[axis]
+        for d in range(1, kernel // 2 + 1):
+            if d >= n:
+                break
+            head = [slice(None)] * 3
+            tail = [slice(None)] * 3
+            head[axis], tail[axis] = slice(0, n - d), slice(d, n)
+            np.maximum(pooled[tuple(head)], src[tuple(tail)], out=pooled[tuple(head)])
+            np.maximum(pooled[tuple(tail)], src[tuple(head)], out=pooled[tuple(tail)])
     return heatmaps * (pooled == heatmaps)
 
 
@@ -137,6 +147,41 @@ def top_k_dense(heatmaps: np.ndarray, tags: np.ndarray, k: int, kernel: int) -> 
     return Peaks(vals.numpy(), locs, np.ascontiguousarray(peak_tags))
 
 
+def _window_max(patch: np.ndarray, kernel: int, size: int) -> np.ndarray:
+    """(n, size + kernel - 1, same) patches -> (n, size, size) max over kernel x kernel."""
+    rows = patch[:, :, 0:size]
+    for d in range(1, kernel):
+        rows = np.maximum(rows, patch[:, :, d : d + size])
+    pooled = rows[:, 0:size]
+    for d in range(1, kernel):
+        pooled = np.maximum(pooled, rows[:, d : d + size])
+    return pooled
+
+
+def _patches(tiles: MapTiles, joint: np.ndarray, tile: np.ndarray, r: int) -> np.ndarray:
+    """(n, S + 2r, S + 2r) heatmap patches around tiles, edge pixels repeated outside the map
+    (a repeated edge row / column never changes a window maximum: it is inside every window
+    it stands in for)."""
+    size = tiles.size
+    heat = tiles.heat.reshape(-1, tiles.h, tiles.w)
+    side = size + 2 * r
+    ty, tx = np.divmod(tile, tiles.grid[1])
+    y0, x0 = ty * size - r, tx * size - r
+    inner = (y0 >= 0) & (x0 >= 0) & (y0 + side <= tiles.h) & (x0 + side <= tiles.w)
+    out = np.empty((len(tile), side, side), np.float32)
+    if tiles.h >= side and tiles.w >= side:
+        windows = np.lib.stride_tricks.sliding_window_view(heat, (side, side), axis=(1, 2))
+        out[inner] = windows[joint[inner], y0[inner], x0[inner]]
+    else:
+        inner[:] = False
+    edge = ~inner
+    span = np.arange(side)
+    py = np.clip(y0[edge, None] + span, 0, tiles.h - 1)
+    px = np.clip(x0[edge, None] + span, 0, tiles.w - 1)
+    out[edge] = heat[joint[edge, None, None], py[:, :, None], px[:, None, :]]
+    return out
+
+
 def _local_maxima(
     tiles: MapTiles, kernel: int, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,18 +189,8 @@ def _local_maxima(
     joint, tile = np.nonzero(tiles.max > threshold)
     r, size = kernel // 2, tiles.size
     y, x, valid = tiles.coords(tile)
-    span = np.arange(-r, size + r)
-    # Patch of each tile with an r-pixel border; clamping repeats edge pixels, which never
-    # changes a window maximum (the edge row / column is inside every window it replaces).
-    py = np.clip(y[:, :1] + span, 0, tiles.h - 1)
-    px = np.clip(x[:, :1] + span, 0, tiles.w - 1)
-    patch = tiles.heat[joint[:, None, None], py[:, :, None] * tiles.w + px[:, None, :]]
-    rows = patch[:, :, 0:size]
-    for d in range(1, kernel):
-        rows = np.maximum(rows, patch[:, :, d : d + size])
-    pooled = rows[:, 0:size]
-    for d in range(1, kernel):
-        pooled = np.maximum(pooled, rows[:, d : d + size])
+    patch = _patches(tiles, joint, tile, r)
+    pooled = _window_max(patch, kernel, size)
     centre = patch[:, r : r + size, r : r + size].reshape(len(tile), size * size)
     keep = (centre == pooled.reshape(len(tile), size * size)) & (centre > threshold) & valid
     flat = y * tiles.w + x

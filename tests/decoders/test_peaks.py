@@ -28,6 +28,15 @@ def test_nms_equals_torch_max_pool(rng):
     np.testing.assert_array_equal(nms(heat, 5), _official_nms(heat, 5))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (4, 9), (7, 5)])
+def test_nms_small_and_negative_maps(rng, shape):
+    # maps narrower than the window, negative values (-0.0 where suppressed) and plateaus
+    heat = np.round(rng.normal(0, 1, (2, *shape)), 1).astype(np.float32)
+    ours, ref = nms(heat, 5), _official_nms(heat, 5)
+    np.testing.assert_array_equal(ours, ref)
+    np.testing.assert_array_equal(np.signbit(ours), np.signbit(ref))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_find_peaks_equals_dense_above_threshold(seed):
     rng = np.random.default_rng(seed)

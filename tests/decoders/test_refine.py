@@ -55,3 +55,29 @@ def test_mean_tag_uses_numpy_mean_order():
     people[0, :, 2] = 0.5
     expected = np.mean(np.stack([tags[j, 0, j] for j in range(9)]), axis=0)
     np.testing.assert_array_equal(person_mean_tags(people, tags)[0], expected)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_vectorised_means_equal_per_person_numpy_mean(rng, dim):
+    """person_mean_tags / person_scores reduce many people at once; the official code calls
+    np.mean per person. Same float32 sums, bit for bit, for every count of found joints."""
+    k, h, w = 17, 6, 7
+    tags = (rng.normal(0, 1, (k, h, w, dim)) * 10.0 ** rng.integers(-2, 6, (k, 1, 1, 1)))
+    tags = tags.astype(np.float32)
+    people = np.zeros((60, k, 3 + dim), np.float32)
+    for p in range(60):
+        joints = rng.choice(k, size=rng.integers(0, k + 1), replace=False)
+        people[p, joints, 0] = rng.integers(0, w, len(joints))
+        people[p, joints, 1] = rng.integers(0, h, len(joints))
+        people[p, joints, 2] = rng.uniform(0.01, 1.0, len(joints)).astype(np.float32)
+    ours = person_mean_tags(people, tags)
+    for p in range(60):
+        found = np.flatnonzero(people[p, :, 2] > 0)
+        if len(found) == 0:
+            assert np.isnan(ours[p]).all()
+            continue
+        xy = people[p, found, :2].astype(np.int32)
+        picked = tags[found, xy[:, 1], xy[:, 0]]
+        np.testing.assert_array_equal(ours[p], np.mean(picked, axis=0))
+    reference = np.stack([np.mean(g[:, 2]) for g in people]).astype(np.float32)
+    np.testing.assert_array_equal(person_scores(people), reference)
