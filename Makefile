@@ -25,7 +25,7 @@ $(XTSTAMP): $(STAMP)
 	touch $@
 
 $(DEVSTAMP): $(STAMP) $(XTSTAMP)
-	$(PIP) install -c constraints.txt -e '.[dev,export,tb]'
+	$(PIP) install -c constraints.txt -e '.[dev,export,tb,bench]'
 	touch $@
 
 install: $(STAMP)
