@@ -100,6 +100,8 @@ class LossCfg:
         heatmap_weights: one weight per output stage (lowest resolution first).
         tag_loss: "ae" (associative embedding), "hae" (hierarchical groups) or "none".
         pull_weight / push_weight: AE factors (0.001 in every reference recipe).
+        ae_type: push form, "exp" (official) or "max" (hinge max(0, 1 - |h_i - h_j|), the
+            official AE_LOSS_TYPE alternative).
         groups: HAE group scheme name of the keypoint spec ("" = the spec's default).
         hae_weights: HAE (instance, keypoint-to-group, group-to-instance) pull weights (o, l, h).
         focal: focal pulling: "none", "iqr" (the HAE code's outlier ×2) or "gamma".
@@ -109,6 +111,7 @@ class LossCfg:
     tag_loss: str = "ae"
     pull_weight: float = 0.001
     push_weight: float = 0.001
+    ae_type: str = "exp"
     groups: str = ""
     hae_weights: tuple[float, float, float] = (0.0, 1.0, 1.5)
     focal: str = "none"
@@ -216,6 +219,7 @@ class ExperimentCfg:
 CHOICES: dict[str, tuple[str, ...]] = {
     "loss.tag_loss": ("ae", "hae", "none"),
     "loss.focal": ("none", "iqr", "gamma"),
+    "loss.ae_type": ("exp", "max"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("multistep", "constant", "cosine"),
     "train.amp": ("none", "bf16", "fp16", "auto"),

@@ -79,7 +79,8 @@ class AETask:
         o, l, h = loss.hae_weights
         return PoseLoss(
             layout, ae=loss.tag_loss, heatmaps_factor=_stages(loss.heatmap_weights, len(layout)),
-            pull_factor=loss.pull_weight, push_factor=loss.push_weight, groups=groups,
+            pull_factor=loss.pull_weight, push_factor=loss.push_weight, ae_type=loss.ae_type,
+            groups=groups,
             o_weight=o, l_weight=l, h_weight=h, focal=loss.focal,
         )
 
