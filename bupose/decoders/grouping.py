@@ -113,10 +113,16 @@ class People:
         self.count = 0
 
     def mean_tags(self, n: int) -> np.ndarray:
-        """(n, L) float32 mean tags of people 0..n-1 (official np.mean over the tag list)."""
-        for p in np.flatnonzero(self._stale[:n]):
-            self._means[p] = np.mean(self._tags[p, : self._num_tags[p]], axis=0)
-            self._stale[p] = False
+        """(n, L) float32 mean tags of people 0..n-1 (official np.mean over the tag list).
+
+        People with the same number of tags are averaged at once: np.mean over axis 1 of a
+        (G, m, L) array sums in the order of each person's np.mean over axis 0 (tested)."""
+        stale = np.flatnonzero(self._stale[:n])
+        counts = self._num_tags[stale]
+        for m in np.unique(counts):
+            group = stale[counts == m]
+            self._means[group] = np.mean(self._tags[group, :m], axis=1)
+        self._stale[stale] = False
         return self._means[:n].copy()
 
     def join(self, person: int, joint: int, row: np.ndarray, tag: np.ndarray) -> None:

@@ -5,8 +5,8 @@ The official HeatmapParser solves each matching step with the pure-Python ``munk
 people. Optimal assignments are often tied (see ``bupose.decoders.grouping``), and which of the
 tied assignments that package returns decides the people. ``munkres_pairs`` runs the same
 Kuhn-Munkres steps on a numpy array, with the same scan orders and the same float64
-operations per element, so it returns the same assignment; it is for reproducing official
-outputs (``GroupingParams(solver="munkres")``), not for speed.
+operations per element, so it returns the same assignment (compiled with numba) for
+reproducing official outputs (``GroupingParams(solver="munkres")``).
 
 Behaviour reproduced (read from munkres 1.1.4): rows are padded with zero rows to a square;
 step 1 subtracts each row's minimum; step 2 stars, row by row, the first zero whose row and
@@ -18,68 +18,113 @@ from uncovered columns; the result lists starred cells row by row.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
-def _find_zero(c: np.ndarray, rows: np.ndarray, cols: np.ndarray, i0: int, j0: int
-               ) -> tuple[int, int]:
+@numba.njit(cache=True, nogil=True)
+def _find_zero(c, rows, cols, i0, j0):  # noqa: ANN001, ANN202
     """Uncovered zero: first row cyclically from i0, last column cyclically from j0."""
     n = len(c)
-    zero = (c == 0) & ~rows[:, None] & ~cols[None, :]
-    row_order = (np.arange(n) + i0) % n
-    hits = np.flatnonzero(zero[row_order].any(axis=1))
-    if len(hits) == 0:
-        return -1, -1
-    i = int(row_order[hits[0]])
-    col_order = (np.arange(n) + j0) % n
-    return i, int(col_order[np.flatnonzero(zero[i, col_order])[-1]])
+    for di in range(n):
+        i = (i0 + di) % n
+        if rows[i]:
+            continue
+        for dj in range(n - 1, -1, -1):
+            j = (j0 + dj) % n
+            if not cols[j] and c[i, j] == 0:
+                return i, j
+    return -1, -1
 
 
+@numba.njit(cache=True, nogil=True)
 def _augment(marked: np.ndarray, row: int, col: int) -> None:
     """Step 5: flip stars and primes along the alternating path from the primed (row, col)."""
-    path = [(row, col)]
+    n = len(marked)
+    path = np.empty((2 * n + 1, 2), np.int64)
+    path[0, 0], path[0, 1], count = row, col, 1
     while True:
-        stars = np.flatnonzero(marked[:, path[-1][1]] == 1)
-        if len(stars) == 0:
+        r = -1
+        for i in range(n):
+            if marked[i, path[count - 1, 1]] == 1:
+                r = i
+                break
+        if r < 0:
             break
-        r = int(stars[0])
-        path.append((r, path[-1][1]))
-        path.append((r, int(np.flatnonzero(marked[r] == 2)[0])))
-    for r, c in path:
+        path[count, 0], path[count, 1] = r, path[count - 1, 1]
+        for j in range(n):
+            if marked[r, j] == 2:
+                path[count + 1, 0], path[count + 1, 1] = r, j
+                break
+        count += 2
+    for p in range(count):
+        r, c = path[p, 0], path[p, 1]
         marked[r, c] = 0 if marked[r, c] == 1 else 1
-    marked[marked == 2] = 0
+    for i in range(n):
+        for j in range(n):
+            if marked[i, j] == 2:
+                marked[i, j] = 0
 
 
+@numba.njit(cache=True, nogil=True)
+def _smallest_uncovered(c, rows, cols) -> None:  # noqa: ANN001
+    """Add the smallest uncovered value to covered rows, subtract it from uncovered columns."""
+    n = len(c)
+    smallest = np.inf
+    for i in range(n):
+        if not rows[i]:
+            for j in range(n):
+                if not cols[j]:
+                    smallest = min(smallest, c[i, j])
+    for i in range(n):
+        if rows[i]:
+            for j in range(n):
+                c[i, j] += smallest
+    for i in range(n):
+        for j in range(n):
+            if not cols[j]:
+                c[i, j] -= smallest
+
+
+@numba.njit(cache=True, nogil=True)
 def _solve(c: np.ndarray) -> np.ndarray:
     """Munkres steps 1-6 on a square float64 matrix (modified in place) -> star matrix."""
     n = len(c)
-    c -= c.min(axis=1, keepdims=True)
-    marked = np.zeros((n, n), np.int8)
-    col_starred = np.zeros(n, bool)
     for i in range(n):
-        free = np.flatnonzero((c[i] == 0) & ~col_starred)
-        if len(free):
-            marked[i, free[0]], col_starred[free[0]] = 1, True
+        c[i] -= c[i].min()
+    marked = np.zeros((n, n), np.int8)
+    col_starred = np.zeros(n, np.bool_)
+    for i in range(n):
+        for j in range(n):
+            if c[i, j] == 0 and not col_starred[j]:
+                marked[i, j], col_starred[j] = 1, True
+                break
     while True:
-        cols = (marked == 1).any(axis=0)
+        cols = np.zeros(n, np.bool_)
+        for i in range(n):
+            for j in range(n):
+                if marked[i, j] == 1:
+                    cols[j] = True
         if cols.sum() >= n:
             return marked
-        rows = np.zeros(n, bool)
+        rows = np.zeros(n, np.bool_)
         i, j = 0, 0
         while True:
             i, j = _find_zero(c, rows, cols, i, j)
             if i < 0:
-                smallest = c[~rows][:, ~cols].min()
-                c[rows] += smallest
-                c[:, ~cols] -= smallest
+                _smallest_uncovered(c, rows, cols)
                 i, j = 0, 0
                 continue
             marked[i, j] = 2
-            star = np.flatnonzero(marked[i] == 1)
-            if len(star) == 0:
+            star = -1
+            for jj in range(n):
+                if marked[i, jj] == 1:
+                    star = jj
+                    break
+            if star < 0:
                 _augment(marked, i, j)
                 break
-            j = int(star[0])
+            j = star
             rows[i], cols[j] = True, False
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
@@ -147,54 +148,39 @@ def top_k_dense(heatmaps: np.ndarray, tags: np.ndarray, k: int, kernel: int) -> 
     return Peaks(vals.numpy(), locs, np.ascontiguousarray(peak_tags))
 
 
-def _window_max(patch: np.ndarray, kernel: int, size: int) -> np.ndarray:
-    """(n, size + kernel - 1, same) patches -> (n, size, size) max over kernel x kernel."""
-    rows = patch[:, :, 0:size]
-    for d in range(1, kernel):
-        rows = np.maximum(rows, patch[:, :, d : d + size])
-    pooled = rows[:, 0:size]
-    for d in range(1, kernel):
-        pooled = np.maximum(pooled, rows[:, d : d + size])
-    return pooled
-
-
-def _patches(tiles: MapTiles, joint: np.ndarray, tile: np.ndarray, r: int) -> np.ndarray:
-    """(n, S + 2r, S + 2r) heatmap patches around tiles, edge pixels repeated outside the map
-    (a repeated edge row / column never changes a window maximum: it is inside every window
-    it stands in for)."""
-    size = tiles.size
-    heat = tiles.heat.reshape(-1, tiles.h, tiles.w)
-    side = size + 2 * r
-    ty, tx = np.divmod(tile, tiles.grid[1])
-    y0, x0 = ty * size - r, tx * size - r
-    inner = (y0 >= 0) & (x0 >= 0) & (y0 + side <= tiles.h) & (x0 + side <= tiles.w)
-    out = np.empty((len(tile), side, side), np.float32)
-    if tiles.h >= side and tiles.w >= side:
-        windows = np.lib.stride_tricks.sliding_window_view(heat, (side, side), axis=(1, 2))
-        out[inner] = windows[joint[inner], y0[inner], x0[inner]]
-    else:
-        inner[:] = False
-    edge = ~inner
-    span = np.arange(side)
-    py = np.clip(y0[edge, None] + span, 0, tiles.h - 1)
-    px = np.clip(x0[edge, None] + span, 0, tiles.w - 1)
-    out[edge] = heat[joint[edge, None, None], py[:, :, None], px[:, None, :]]
-    return out
-
-
-def _local_maxima(
-    tiles: MapTiles, kernel: int, threshold: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """NMS maxima above ``threshold`` -> joint (n,), flat index (n,), value (n,) float32."""
-    joint, tile = np.nonzero(tiles.max > threshold)
-    r, size = kernel // 2, tiles.size
-    y, x, valid = tiles.coords(tile)
-    patch = _patches(tiles, joint, tile, r)
-    pooled = _window_max(patch, kernel, size)
-    centre = patch[:, r : r + size, r : r + size].reshape(len(tile), size * size)
-    keep = (centre == pooled.reshape(len(tile), size * size)) & (centre > threshold) & valid
-    flat = y * tiles.w + x
-    return np.broadcast_to(joint[:, None], keep.shape)[keep], flat[keep], centre[keep]
+@numba.njit(cache=True, nogil=True)
+def _hot_maxima(heat, tmax, tw, size, r, threshold):  # noqa: ANN001, ANN202
+    """Pixels above ``threshold`` in the tiles whose maximum is above it that no pixel of
+    their (2r + 1)-square window (clipped to the map) exceeds: joint, flat index, value."""
+    k_, h, w = heat.shape
+    hot = np.argwhere(tmax > threshold)
+    joint = np.empty(len(hot) * size * size, np.int64)
+    flat = np.empty(len(hot) * size * size, np.int64)
+    val = np.empty(len(hot) * size * size, np.float32)
+    n = 0
+    for i in range(len(hot)):
+        k, t = hot[i, 0], hot[i, 1]
+        for y in range((t // tw) * size, min((t // tw) * size + size, h)):
+            for x in range((t % tw) * size, min((t % tw) * size + size, w)):
+                v = heat[k, y, x]
+                if not v > threshold:
+                    continue
+                if ((x > 0 and heat[k, y, x - 1] > v) or (x + 1 < w and heat[k, y, x + 1] > v)
+                        or (y > 0 and heat[k, y - 1, x] > v)
+                        or (y + 1 < h and heat[k, y + 1, x] > v)):
+                    continue  # the usual case on a slope, decided by a 4-neighbour
+                peak = True
+                for yy in range(max(y - r, 0), min(y + r + 1, h)):
+                    for xx in range(max(x - r, 0), min(x + r + 1, w)):
+                        if heat[k, yy, xx] > v:
+                            peak = False
+                            break
+                    if not peak:
+                        break
+                if peak:
+                    joint[n], flat[n], val[n] = k, y * w + x, v
+                    n += 1
+    return joint[:n], flat[:n], val[:n]
 
 
 def find_peaks(
@@ -215,7 +201,9 @@ def find_peaks(
         DataError: NaN/inf in the tags at a peak.
     """
     num_joints, h, w = heatmaps.shape
-    joint, flat, val = _local_maxima(tiles, kernel, threshold)
+    heat = tiles.heat.reshape(-1, tiles.h, tiles.w)
+    joint, flat, val = _hot_maxima(heat, tiles.max, tiles.grid[1], tiles.size, kernel // 2,
+                                   np.float32(threshold))
     order = np.lexsort((flat, -val, joint))
     joint, flat, val = joint[order], flat[order], val[order]
     starts = np.searchsorted(joint, np.arange(num_joints))

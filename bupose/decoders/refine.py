@@ -12,7 +12,8 @@
 
 The official refine evaluates full maps for every person and joint (70-99 % of its run time).
 ``argmax.penalised_argmax`` answers all (person, missing joint) queries of an image at once,
-bit for bit, by branch and bound over 8x8 tiles indexed by their tags (see its docstring);
+bit for bit, by branch and bound over 8x8 tiles grouped by their tags (compiled with numba,
+``kernels.py``);
 ``refine(..., dense=True)`` runs the full-map reference instead.
 """
 

@@ -8,6 +8,7 @@ from scipy.optimize import linear_sum_assignment
 
 from bupose.decoders.grouping import (
     MatchStep,
+    People,
     assignment_cost,
     match_by_tag,
     tag_distances,
@@ -154,3 +155,16 @@ def test_tied_fixtures_ours_are_optimal_and_deterministic(name):
             r, c = linear_sum_assignment(step.cost)
             ours = step.cost[step.pairs[:, 0], step.pairs[:, 1]].sum()
             assert ours == pytest.approx(step.cost[r, c].sum(), abs=1e-9)
+
+
+def test_people_mean_tags_equal_per_person_numpy_mean(rng):
+    people = People(num_joints=6, tag_dim=2, capacity=12, collisions=False)
+    tags = (rng.normal(0, 1, (12, 6, 2)) * rng.uniform(0.1, 1e3, (12, 1, 1))).astype(np.float32)
+    counts = rng.integers(1, 7, 12)
+    for p in range(12):
+        people.start(0, np.zeros(5, np.float32), tags[p, 0])
+        for j in range(1, counts[p]):
+            people.join(p, j, np.zeros(5, np.float32), tags[p, j])
+    means = people.mean_tags(12)
+    for p in range(12):  # bit for bit the official per-person np.mean
+        np.testing.assert_array_equal(means[p], np.mean(tags[p, : counts[p]], axis=0))
