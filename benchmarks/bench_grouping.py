@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| fixture | people | official s | bupose s (scipy) | bupose s (munkres) | speed-up "
           "| identical (scipy / munkres) |")
     print("|---|---:|---:|---:|---:|---:|---|")
+    growth: list[tuple[int, dict[str, float]]] = []
     for path in files:
         data = np.load(path)
         det, tag = data["det"], data["tag"]
@@ -127,7 +128,20 @@ def main(argv: list[str] | None = None) -> int:
         people = len(runs.get("munkres", runs.get("scipy"))[1][0])  # munkres: official count
         print(f"| {name} | {people} | {off_s} | {cells['scipy']} | {cells['munkres']} "
               f"| {ratio} | {same} |", flush=True)
+        growth.append((people, {s: runs[s][0] for s in runs}))
+    print(growth_line(growth))
     return 0
+
+
+def growth_line(growth: list[tuple[int, dict[str, float]]]) -> str:
+    """How bupose's time grows from the fixture with the fewest people to the one with the
+    most (and slowest / fastest fixture), per solver."""
+    growth = sorted(growth, key=lambda g: g[0])
+    (few, t_few), (many, t_many) = growth[0], growth[-1]
+    parts = [f"{s}: {t_many[s] / t_few[s]:.2f}x from {few} to {many} people, slowest / fastest "
+             f"{max(t[s] for _, t in growth) / min(t[s] for _, t in growth):.2f}x"
+             for s in t_few]
+    return "\ntime growth (bupose): " + "; ".join(parts)
 
 
 if __name__ == "__main__":
