@@ -82,6 +82,21 @@ def _halves2(heat, tags, k, y0, y1, x0, x1, axis, mid, box):  # noqa: ANN001, AN
     return top0, top1
 
 
+@numba.njit(**INLINE)
+def _whole_box(blo, bhi, x0, x1, lo, hi, k, e) -> float:  # noqa: ANN001
+    """Entry e's box from the band's column boxes x0..x1 (entry e + 1 left empty); returns
+    its squared diameter."""
+    dim, diameter = lo.shape[2], 0.0
+    for j in range(dim):
+        low, high = np.float32(np.inf), np.float32(-np.inf)
+        for x in range(x0, x1):
+            low, high = min(low, blo[x * dim + j]), max(high, bhi[x * dim + j])
+        lo[k, e, j], hi[k, e, j] = low, high
+        lo[k, e + 1, j], hi[k, e + 1, j] = np.inf, -np.inf
+        diameter += (np.float64(high) - np.float64(low)) ** 2
+    return diameter
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def tile_halves(heat: np.ndarray, tags: np.ndarray, tmax: np.ndarray, size: int,
                 chunks: int = 1):  # noqa: ANN201
@@ -115,16 +130,8 @@ def tile_halves(heat: np.ndarray, tags: np.ndarray, tmax: np.ndarray, size: int,
             y0, x0 = (t // tw) * size, (t % tw) * size
             if x0 == 0:
                 _band(rows, k, y0, min(y0 + size, h), blo, bhi, poison)
-            e, diameter = 2 * t, 0.0
-            for j in range(dim):
-                low, high = np.float32(np.inf), np.float32(-np.inf)
-                for x in range(x0, min(x0 + size, w)):
-                    low, high = min(low, blo[x * dim + j]), max(high, bhi[x * dim + j])
-                lo[k, e, j], hi[k, e, j] = low, high
-                lo[k, e + 1, j], hi[k, e + 1, j] = np.inf, -np.inf
-                diameter += (np.float64(high) - np.float64(low)) ** 2
-            vmax[k, e] = tmax[k, t]
-            if diameter > SPLIT * SPLIT:
+            vmax[k, 2 * t] = tmax[k, t]
+            if _whole_box(blo, bhi, x0, min(x0 + size, w), lo, hi, k, 2 * t) > SPLIT * SPLIT:
                 todo[n] = k * t_ + t
                 n += 1
     step = (n + chunks - 1) // chunks

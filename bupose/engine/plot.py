@@ -46,6 +46,31 @@ def collect_series(records: Sequence[dict]) -> tuple[Series, Series]:
     return losses, val
 
 
+def _axes(img: np.ndarray, margins: tuple[int, int, int, int],
+          extent: tuple[float, float, float, float], log_y: bool) -> None:
+    """Frame, five ticks with labels on each axis, and the "step" caption."""
+    import cv2
+
+    h, w = img.shape[:2]
+    left, right, top, bottom = margins
+    x0, x1, y0, y1 = extent
+    cv2.rectangle(img, (left, top), (w - right, h - bottom), (0, 0, 0), 1)
+    for i in range(5):
+        fy = y0 + (y1 - y0) * i / 4
+        py = int(round(h - bottom - i / 4 * (h - top - bottom)))
+        label = f"{10 ** fy:.3g}" if log_y else f"{fy:.3g}"
+        cv2.line(img, (left - 4, py), (left, py), (0, 0, 0), 1)
+        cv2.putText(img, label, (4, py + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        fx = x0 + (x1 - x0) * i / 4
+        px = int(round(left + i / 4 * (w - left - right)))
+        cv2.line(img, (px, h - bottom), (px, h - bottom + 4), (0, 0, 0), 1)
+        cv2.putText(img, f"{fx:.0f}", (px - 12, h - bottom + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "step", (w // 2 - 14, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                cv2.LINE_AA)
+
+
 def line_chart(
     series: Series, title: str, size: tuple[int, int] = (640, 420), log_y: bool = False,
     y_range: tuple[float, float] | None = None,
@@ -75,21 +100,7 @@ def line_chart(
         py = h - bottom - (tf(y) - y0) / (y1 - y0) * (h - top - bottom)
         return int(round(px)), int(round(py))
 
-    cv2.rectangle(img, (left, top), (w - right, h - bottom), (0, 0, 0), 1)
-    for i in range(5):
-        fy = y0 + (y1 - y0) * i / 4
-        py = int(round(h - bottom - i / 4 * (h - top - bottom)))
-        label = f"{10 ** fy:.3g}" if log_y else f"{fy:.3g}"
-        cv2.line(img, (left - 4, py), (left, py), (0, 0, 0), 1)
-        cv2.putText(img, label, (4, py + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        fx = x0 + (x1 - x0) * i / 4
-        px = int(round(left + i / 4 * (w - left - right)))
-        cv2.line(img, (px, h - bottom), (px, h - bottom + 4), (0, 0, 0), 1)
-        cv2.putText(img, f"{fx:.0f}", (px - 12, h - bottom + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "step", (w // 2 - 14, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    _axes(img, (left, right, top, bottom), (x0, x1, y0, y1), log_y)
     legend_top, legend_left = top + 4, w - right - 156
     for i, (xs, ys) in enumerate(series.values()):
         colour = _COLOURS[i % len(_COLOURS)]
