@@ -10,12 +10,13 @@ their groups (``taggrid.py``):
   penalty = round(lower bound of the distance from c to B, shrunk by 1e-5 relative to cover
   float32 rounding), nor can a pixel whose value is below the best score so far;
 * best first over the live groups of joint k by that bound; in a group, the entry with the
-  largest maximum among those that reach the best score first, then the others that still
-  do; an entry's tile is evaluated with the official float32 expression (tag sums in numpy's
+  highest bound first (its tile's maximum pixels first), then the others that still reach the
+  best score; a tile is evaluated with the official float32 expression (tag sums in numpy's
   order), ties to the smallest raster index as ``np.argmax``; until no group reaches it;
 * refine only uses answers whose heatmap value is > 0. When the best live score is <= 0, a
   pixel of a dead entry (maximum <= 0) may beat it: the dead groups and entries that can
-  reach it are evaluated until one does (the answer then has value 0).
+  reach it are evaluated until one does (the answer then has value 0), skipping pixels whose
+  squared tag distance already rules them out (``_reach2``).
 
 Compiled on first use and cached on disk (``cache=True``).
 """
