@@ -99,4 +99,9 @@ def penalised_argmax(
     if not kernels.supported(tiles.dim):
         flat, vals = penalised_argmax_dense(heat, tags, centres, joints)
         return flat, np.maximum(vals, np.float32(0))
-    return kernels.search(heat, tags, tiles.size, tag_grid(tiles), centres, joints)
+    order = np.argsort(joints, kind="stable")  # one joint's maps and grid at a time (cache)
+    flat, vals = kernels.search(heat, tags, tiles.size, tag_grid(tiles), centres[order],
+                                joints[order])
+    out_flat, out_vals = np.empty_like(flat), np.empty_like(vals)
+    out_flat[order], out_vals[order] = flat, vals
+    return out_flat, out_vals
