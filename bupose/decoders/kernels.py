@@ -140,7 +140,7 @@ def _beats(heat, tags, k, t, tw, size, tmax, c, best, where) -> bool:
     return False
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**JIT)
 def _group(heat, tags, k, g, grid, tw, size, c, best, where, bound, total) -> None:
     """Evaluate the entries of live group g that reach the best score, the one with the
     highest bound first."""
@@ -162,7 +162,7 @@ def _group(heat, tags, k, g, grid, tw, size, c, best, where, bound, total) -> No
                     where, False)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**JIT)
 def _dead_group(heat, tags, k, g, grid, tw, size, c, best, where, bound, total) -> bool:
     """Whether a pixel of an entry of dead group g beats the best (see ``_beats``)."""
     first, last = grid.start[k, g], grid.start[k, g + 1]
@@ -174,7 +174,7 @@ def _dead_group(heat, tags, k, g, grid, tw, size, c, best, where, bound, total) 
     return False
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**JIT)
 def _answer(heat, tags, k, c, grid, tw, size, gbound, done, ebound, total, best, where
             ) -> bool:
     """Best live score and pixel of one query, best first over the live groups; then whether
@@ -213,7 +213,7 @@ def _has_nan(c: np.ndarray) -> bool:
     return found
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**JIT)
 def _queries(heat, tags, size, grid, centres, joints, first, last, flat, val) -> None:
     """Answers of queries first..last into flat / val (own scratch arrays)."""
     w = heat.shape[2]
