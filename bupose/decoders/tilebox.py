@@ -97,7 +97,7 @@ def _whole_box(blo, bhi, x0, x1, lo, hi, k, e) -> float:  # noqa: ANN001
     return diameter
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(**JIT)
 def tile_halves(heat: np.ndarray, tags: np.ndarray, tmax: np.ndarray, size: int,
                 chunks: int = 1):  # noqa: ANN201
     """Entries (tile halves) of every tile.
@@ -134,12 +134,26 @@ def tile_halves(heat: np.ndarray, tags: np.ndarray, tmax: np.ndarray, size: int,
             if _whole_box(blo, bhi, x0, min(x0 + size, w), lo, hi, k, 2 * t) > SPLIT * SPLIT:
                 todo[n] = k * t_ + t
                 n += 1
-    step = (n + chunks - 1) // chunks
-    for part in numba.prange(chunks):
-        box = np.empty((2, 2, dim), np.float32)
-        for i in range(part * step, min(part * step + step, n)):
-            k, t = todo[i] // t_, todo[i] % t_
-            y0, x0 = (t // tw) * size, (t % tw) * size
-            _split(heat, tags, k, y0, min(y0 + size, h), x0, min(x0 + size, w), lo, hi,
-                   vmax, 2 * t, box)
+    _split_all(heat, tags, todo[:n], tw, size, lo, hi, vmax, chunks)
     return lo, hi, vmax, bool(np.isfinite(poison.sum()))
+
+
+@numba.njit(**JIT)
+def _split_part(heat, tags, todo, tw, size, lo, hi, vmax, first, last) -> None:
+    """Split tiles todo[first:last] (global ids k * T + t) into their two halves."""
+    h, w, t_ = tags.shape[1], tags.shape[2], lo.shape[1] // 2
+    box = np.empty((2, 2, tags.shape[3]), np.float32)
+    for i in range(first, last):
+        k, t = todo[i] // t_, todo[i] % t_
+        y0, x0 = (t // tw) * size, (t % tw) * size
+        _split(heat, tags, k, y0, min(y0 + size, h), x0, min(x0 + size, w), lo, hi, vmax,
+               2 * t, box)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _split_all(heat, tags, todo, tw, size, lo, hi, vmax, chunks) -> None:
+    """``_split_part`` over ``chunks`` parts of ``todo``, shared by numba's threads."""
+    step = (len(todo) + chunks - 1) // chunks
+    for part in numba.prange(chunks):
+        _split_part(heat, tags, todo, tw, size, lo, hi, vmax, part * step,
+                    min(part * step + step, len(todo)))
