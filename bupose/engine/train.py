@@ -43,9 +43,9 @@ from bupose.engine.log import MeanMeter, RunLogger
 from bupose.engine.schedule import effective_base_lr, lr_at
 from bupose.engine.step import amp_dtype, to_device, train_step
 from bupose.engine.synthetic import resolve_synthetic
-from bupose.engine.tasks import get_task
+from bupose.engine.tasks import Task, get_task
 from bupose.errors import ConfigError
-from bupose.structures.spec import load_spec
+from bupose.structures.spec import KeypointSpec, load_spec
 
 
 @dataclass
@@ -55,8 +55,8 @@ class _Run:
     cfg: ExperimentCfg
     info: dist.DistInfo
     out_dir: Path
-    task: Any
-    spec: Any
+    task: Task
+    spec: KeypointSpec
     model: torch.nn.Module
     net: torch.nn.Module  # the model, or its DDP / SyncBN wrapper
     loss_fn: torch.nn.Module
@@ -69,7 +69,7 @@ class _Run:
     steps_per_epoch: int = 0
     global_batch: int = 0
     base_lr: float = 0.0
-    logger: Any = None
+    logger: Any = None  # RunLogger, set by _prepare_loop
     val_reader: Any = None
     started: float = field(default_factory=time.monotonic)
 
