@@ -201,8 +201,7 @@ def find_peaks(
         DataError: NaN/inf in the tags at a peak.
     """
     num_joints, h, w = heatmaps.shape
-    heat = tiles.heat.reshape(-1, tiles.h, tiles.w)
-    joint, flat, val = _hot_maxima(heat, tiles.max, tiles.grid[1], tiles.size, kernel // 2,
+    joint, flat, val = _hot_maxima(heatmaps, tiles.max, tiles.grid[1], tiles.size, kernel // 2,
                                    np.float32(threshold))
     order = np.lexsort((flat, -val, joint))
     joint, flat, val = joint[order], flat[order], val[order]
@@ -218,7 +217,7 @@ def find_peaks(
     peak_tags = np.zeros((num_joints, width, tags.shape[3]), np.float32)
     vals[joint, rank] = val
     locs[joint, rank] = np.stack([flat % w, flat // w], axis=1)
-    peak_tags[joint, rank] = tiles.tags[joint, flat]
+    peak_tags[joint, rank] = tags.reshape(num_joints, h * w, -1)[joint, flat]
     for j in tied_joints:
         # torch.topk orders equal values by the whole row: use the official computation
         dense = top_k_dense(heatmaps[j : j + 1], tags[j : j + 1], k, kernel)

@@ -3,9 +3,9 @@
 Per joint, the entries of ``tilebox.tile_halves`` are binned by their box centre on a grid
 over tag components 0 and 1 (cells at least one tag unit wide, a counting sort; entries wider
 than a cell go to a group of their own), live entries (maximum > 0) and dead ones apart, live
-groups first. The entries are copied in group order
-(components as rows, so that bounds over a group's entries are one vectorised loop), and
-each group has the maximum and the box of its entries.
+groups first. The entries are copied in group order (components as rows, so that bounds over
+a group's entries are one vectorised loop), and each group has the maximum and the box of its
+entries.
 """
 
 from __future__ import annotations

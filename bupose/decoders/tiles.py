@@ -22,8 +22,7 @@ class MapTiles:
 
     Attributes:
         heatmaps: (K, h, w) float32; tagmaps: (K, h, w, L) float32 (the inputs).
-        heat: (K, h*w) float32 view; tags: (K, h*w, L) float32 view.
-        max: (K, T) float32 tile maxima; max_flat: (K*T,) the same by global tile id.
+        max: (K, T) float32 tile maxima.
         grid: (tile rows, tile columns); size: S; dim: L; cache: per-image structures of
             the users.
 
@@ -37,8 +36,6 @@ class MapTiles:
         self.heatmaps, self.tagmaps = heatmaps, tags
         self.grid = (-(-self.h // size), -(-self.w // size))
         th, tw = self.grid
-        self.heat = heatmaps.reshape(k, -1)
-        self.tags = tags.reshape(k, self.h * self.w, self.dim)
         heat_p = pad_edge(heatmaps, th * size, tw * size)
         with one_thread():
             bands = pool_rows(torch.from_numpy(np.ascontiguousarray(heat_p)), th, largest=True)
@@ -46,5 +43,4 @@ class MapTiles:
         self.max = np.ascontiguousarray(pooled[..., 0]).reshape(k, th * tw)
         if np.isnan(self.max).any() or np.isposinf(self.max).any():
             raise DataError("heatmaps contain NaN/inf values; cannot decode")
-        self.max_flat = self.max.reshape(-1)
         self.cache: dict[str, object] = {}
