@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bupose.decoders.ae import decode_ae
+from bupose.decoders.cal import decode_cal
 from bupose.decoders.hae import decode_hae
 from bupose.decoders.params import GroupingParams
 from bupose.registry import Registry
@@ -20,5 +21,6 @@ Decoder = Callable[..., Any]
 DECODERS: Registry[Decoder] = Registry("decoder")
 DECODERS.add("ae", decode_ae)
 DECODERS.add("hae", decode_hae)
+DECODERS.add("cal", decode_cal)  # top-down CAL: its own signature, see decoders/cal.py
 
 __all__ = ["DECODERS", "GroupingParams", "decode_ae", "decode_hae"]
