@@ -14,6 +14,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "official get_model_summary figure the papers print (GFLOPs paper).")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list of {name, input_size, params, gmacs, gflops_paper}")
+    p.add_argument("--zoo", action="store_true",
+                   help="list the released checkpoints instead (name, model, dataset, published "
+                        "AP, source, config; use as --checkpoint zoo:NAME)")
     p.set_defaults(func=run)
 
 
@@ -27,21 +30,30 @@ def rows() -> list[dict[str, object]]:
     for name in MODELS.names():
         entry = MODELS.get(name)
         cost = registered_cost(name)
-        out.append({"name": name, "input_size": entry.input_size, "params": cost.params,
+        size = entry.input_size
+        out.append({"name": name, "input_size": list(size) if isinstance(size, tuple) else size,
+                    "family": entry.family, "params": cost.params,
                     "gmacs": round(cost.gmacs, 3), "gflops_paper": round(cost.gflops_paper, 3),
                     "description": entry.description})
     return out
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "zoo", False):
+        from bupose.hub import format_zoo, zoo_rows
+
+        print(json.dumps(zoo_rows(), indent=1) if args.json else format_zoo())
+        return 0
     table = rows()
     if args.json:
         print(json.dumps(table, indent=1))
         return 0
-    head = f"{'name':<28}{'input':>6}{'params':>14}{'GMACs':>10}{'GFLOPs paper':>14}  description"
+    head = f"{'name':<28}{'input':>8}{'params':>14}{'GMACs':>10}{'GFLOPs paper':>14}  description"
     print(head)
     print("-" * len(head))
     for r in table:
-        print(f"{r['name']:<28}{r['input_size']:>6}{r['params']:>14,}{r['gmacs']:>10.2f}"
+        size = r["input_size"]
+        size = f"{size[0]}x{size[1]}" if isinstance(size, (list, tuple)) else str(size)
+        print(f"{r['name']:<28}{size:>8}{r['params']:>14,}{r['gmacs']:>10.2f}"
               f"{r['gflops_paper']:>14.2f}  {r['description']}")
     return 0

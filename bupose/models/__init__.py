@@ -2,7 +2,8 @@
 
 ``create_model(name, **kwargs)`` builds a registered model (``list_models()``) with random
 official initialisation and attaches ``model.meta`` (``ModelMeta``); ``load_checkpoint`` builds
-one from weights (official HigherHRNet, mmpose 0.x, fusion, bupose).
+one from weights (official HigherHRNet, mmpose 0.x, fusion, OffsetGuided, CAL, bupose).
+``model_family(model)`` names its family: "ae", "offsets" (SimplePose) or "topdown" (CAL).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from bupose.models.checkpoint import load_backbone_weights, load_checkpoint, save_checkpoint
 from bupose.models.outputs import StageOutput, split_stage
 from bupose.models.posenet import ModelMeta, PoseNet
-from bupose.models.zoo import MODELS, ModelEntry, build_higherhrnet
+from bupose.models.zoo import FAMILIES, MODELS, ModelEntry, build_higherhrnet
 from bupose.structures.spec import KeypointSpec, get_spec
 
 # Spec assumed for a model's K when nothing names one (a CLI --spec or a checkpoint overrides).
@@ -49,13 +50,25 @@ def create_model(name: str, spec: KeypointSpec | None = None, **kwargs: Any) -> 
     return model
 
 
+def model_family(model: Any) -> str:
+    """The family ("ae", "offsets", "topdown") of a model built by ``create_model`` /
+    ``load_checkpoint`` (read from ``model.meta.name``; DataParallel / DDP wrappers are seen
+    through)."""
+    net = getattr(model, "module", model)
+    meta = getattr(net, "meta", None)
+    if meta is None:
+        raise ValueError("model_family needs a model with .meta (use create_model / "
+                         "load_checkpoint)")
+    return MODELS.get(meta.name).family
+
+
 def list_models() -> list[str]:
     """Registered model names, sorted."""
     return MODELS.names()
 
 
 __all__ = [
-    "MODELS", "ModelEntry", "ModelMeta", "PoseNet", "StageOutput", "build_higherhrnet",
-    "create_model", "default_spec", "list_models", "load_backbone_weights", "load_checkpoint",
-    "save_checkpoint", "split_stage",
+    "FAMILIES", "MODELS", "ModelEntry", "ModelMeta", "PoseNet", "StageOutput",
+    "build_higherhrnet", "create_model", "default_spec", "list_models", "load_backbone_weights",
+    "load_checkpoint", "model_family", "save_checkpoint", "split_stage",
 ]

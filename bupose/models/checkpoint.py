@@ -194,6 +194,14 @@ def _spec_from(value: Any, k: int) -> KeypointSpec | None:
     return spec if spec.num_keypoints == k else None
 
 
+def as_input_size(value: Any) -> int | tuple[int, int]:
+    """S (int) or (h, w) from a header / JSON value (a list becomes a tuple)."""
+    if isinstance(value, (list, tuple)):
+        h, w = (int(v) for v in value)
+        return (h, w)
+    return int(value)
+
+
 def _load_bupose(header: dict[str, Any], state: StateDict, path: Path) -> PoseNet:
     from bupose.models import create_model
 
@@ -209,7 +217,7 @@ def _load_bupose(header: dict[str, Any], state: StateDict, path: Path) -> PoseNe
     model.meta = ModelMeta(
         name=header["model"], kwargs=dict(header.get("model_kwargs") or {}),
         spec=_spec_from(header.get("spec"), model.num_keypoints),
-        input_size=int(header.get("input_size") or model.meta.input_size),
+        input_size=as_input_size(header.get("input_size") or model.meta.input_size),
         test=dict(header.get("test") or {}), source="bupose")
     return model
 

@@ -87,12 +87,16 @@ def count_cost(model: nn.Module, input_size: int | tuple[int, int]) -> ModelCost
 
 
 @functools.cache
-def registered_cost(name: str, input_size: int | None = None,
-                    num_keypoints: int = 17) -> ModelCost:
-    """``count_cost`` of a registered model built on the meta device (fast; cached)."""
+def registered_cost(name: str, input_size: int | tuple[int, int] | None = None,
+                    num_keypoints: int | None = None) -> ModelCost:
+    """``count_cost`` of a registered model built on the meta device (fast; cached).
+
+    ``num_keypoints`` None: the entry's own K (17, MPII models 16); ``input_size`` None: the
+    entry's (S or (h, w))."""
     from bupose.models import MODELS
 
     entry = MODELS.get(name)
+    kwargs = {} if num_keypoints is None else {"num_keypoints": num_keypoints}
     with torch.device("meta"):
-        model = entry.build(num_keypoints=num_keypoints)
+        model = entry.build(**kwargs)
     return count_cost(model, input_size or entry.input_size)

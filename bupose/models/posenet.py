@@ -22,7 +22,8 @@ class ModelMeta:
             model: ``create_model(name, **kwargs)``.
         kwargs: JSON-compatible constructor arguments (architecture, num_keypoints ...).
         spec: the keypoint spec of the outputs' K channels, or None when unknown.
-        input_size: the training / test input side in pixels (512, 640 ...).
+        input_size: the training / test input side in pixels (512, 640 ...), or (h, w) for
+            top-down models (person crops, e.g. (64, 48)).
         test: test-time settings (from an official YAML's TEST section, lower-case keys, plus
             ``max_num_people`` from DATASET.MAX_NUM_PEOPLE); empty when none are known.
         source: where the weights came from ("random", "bupose", "official", "mmpose").
@@ -31,7 +32,7 @@ class ModelMeta:
     name: str
     kwargs: dict[str, Any]
     spec: KeypointSpec | None
-    input_size: int
+    input_size: int | tuple[int, int]
     test: dict[str, Any] = field(default_factory=dict)
     source: str = "random"
 

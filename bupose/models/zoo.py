@@ -1,18 +1,24 @@
-"""Registered model factories (the names users pick) and the one HigherHRNet-family builder.
+"""Registered model factories (the names users pick) and their builders.
 
-Every factory takes ``num_keypoints`` (default 17) and any architecture argument of
-``build_higherhrnet`` as an override, so ``create_model(name, **kwargs)`` rebuilds any model of
-the family, whatever its widths, from JSON-compatible kwargs.
+A ``ModelEntry`` belongs to a family: "ae" (HigherHRNet / HRNet with associative embedding,
+built by ``build_higherhrnet``), "offsets" (SimplePose V2, ``hourglass.build_simplepose``) or
+"topdown" (CAL, ``cal_hrnet.build_cal_hrnet``). Every factory takes ``num_keypoints`` and any
+architecture argument of its builder as an override, so ``create_model(name, **kwargs)``
+rebuilds any model of the family, whatever its widths, from JSON-compatible kwargs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
+from bupose.models.cal_hrnet import build_cal_hrnet, cal_arch
 from bupose.models.fusion import HRNetDaViT
 from bupose.models.heads import HigherHRNetHead
+from bupose.models.hourglass import build_simplepose, simplepose_arch
 from bupose.models.hrnet import HRNet, StageSpec, hrnet_stages
 from bupose.models.layers import init_official
 from bupose.models.posenet import PoseNet
@@ -92,19 +98,38 @@ def build_higherhrnet(**kwargs: Any) -> PoseNet:
     return model
 
 
+FAMILIES = ("ae", "offsets", "topdown")
+
+
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its defaults (over ``resolve_arch``'s), input size and a summary."""
+    """A registered model: its defaults (over its builder's), input size and a summary.
+
+    Attributes:
+        defaults: builder arguments of this entry.
+        input_size: S (bottom-up: square training / test side) or (h, w) (top-down crops).
+        description: one line for ``bupose models``.
+        family: "ae", "offsets" or "topdown" (which task, decoder and predictor fit).
+        builder: ``builder(**kwargs) -> nn.Module``, officially initialised.
+        resolver: ``resolver(**kwargs) -> dict``: the builder's arguments in canonical form.
+    """
 
     defaults: dict[str, Any]
-    input_size: int
+    input_size: int | tuple[int, int]
     description: str
+    family: str = "ae"
+    builder: Callable[..., nn.Module] = build_higherhrnet
+    resolver: Callable[..., dict[str, Any]] = resolve_arch
 
-    def build(self, **kwargs: Any) -> PoseNet:
-        return build_higherhrnet(**{**self.defaults, **kwargs})
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r} (known: {FAMILIES})")
+
+    def build(self, **kwargs: Any) -> Any:
+        return self.builder(**{**self.defaults, **kwargs})
 
     def arch(self, **kwargs: Any) -> dict[str, Any]:
-        return resolve_arch(**{**self.defaults, **kwargs})
+        return self.resolver(**{**self.defaults, **kwargs})
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -126,18 +151,66 @@ _register("higherhrnet_tiny", 256,
           "tiny HigherHRNet (W16, 1 block per branch, modules 1/1/2, 16-ch deconv) for tests",
           width=16, num_blocks=1, num_modules=[1, 1, 2])
 
-def match_registered(arch: dict[str, Any], input_size: int | None = None) -> tuple[str, dict]:
-    """The registered name for a canonical ``arch`` and the kwargs that rebuild it from there:
-    an entry whose defaults give exactly ``arch`` (same input size preferred) with just
-    ``num_keypoints`` etc. differences, else the closest family member with ``arch`` as
-    explicit overrides."""
-    exact = [n for n in MODELS.names()
+
+def _register_offsets(name: str, input_size: int, description: str, **defaults: Any) -> None:
+    MODELS.add(name, ModelEntry(defaults, input_size, description, "offsets",
+                                build_simplepose, simplepose_arch))
+
+
+def _register_topdown(name: str, input_hw: tuple[int, int], description: str,
+                      **defaults: Any) -> None:
+    MODELS.add(name, ModelEntry(defaults, input_hw, description, "topdown",
+                                build_cal_hrnet, cal_arch))
+
+
+_register_offsets("simplepose_hg104", 640,
+                  "SimplePose V2: 2-stack hourglass-104, heatmaps + 19 guiding offsets")
+_register_offsets("simplepose_hg_small", 256,
+                  "small SimplePose V2 hourglass (widths 48-96, 1 residual per level), CPU",
+                  dims=[48, 48, 64, 64, 96, 96], modules=[1, 1, 1, 1, 1, 2], cnv_dim=48,
+                  stem_channels=24)
+# Reference quirk (released w48_128x96 yaml): the offset branch's stage 4 is 144 wide at
+# stride 4 (STAGE4OM NUM_CHANNELS [144, 96, 192, 384]); reproduced for its weights.
+_W48_128X96_OM = {"num_modules": 3, "num_blocks": [4, 4, 4, 4],
+                  "num_channels": [144, 96, 192, 384], "block": "BASIC"}
+_register_topdown("cal_hrnet_w32_64x48", (64, 48), "CAL HRNet-W32, 64x48 crops (3-branch stage 4)",
+                  width=32, stage4_branches=3)
+_register_topdown("cal_hrnet_w48_64x48", (64, 48), "CAL HRNet-W48, 64x48 crops (3-branch stage 4)",
+                  width=48, stage4_branches=3)
+_register_topdown("cal_hrnet_w32_128x96", (128, 96), "CAL HRNet-W32, 128x96 crops", width=32)
+_register_topdown("cal_hrnet_w48_128x96", (128, 96),
+                  "CAL HRNet-W48, 128x96 crops (144-wide offset branch, as released)",
+                  width=48, stage4_om=_W48_128X96_OM)
+_register_topdown("cal_hrnet_w32_256x256_mpii", (256, 256), "CAL HRNet-W32, MPII 16 joints",
+                  width=32, num_keypoints=16)
+_register_topdown("cal_hrnet_w48_256x256_mpii", (256, 256), "CAL HRNet-W48, MPII 16 joints",
+                  width=48, num_keypoints=16)
+_register_topdown("cal_hrnet_small_64x48", (64, 48),
+                  "small CAL HRNet (W16, 2 blocks, 1 module per stage), CPU",
+                  width=16, stage4_branches=3, num_blocks=2, num_modules=[1, 1, 1])
+
+
+_FAMILY_BASE = {"offsets": "simplepose_hg104", "topdown": "cal_hrnet_w32_128x96"}
+
+
+def match_registered(arch: dict[str, Any], input_size: int | tuple[int, int] | None = None,
+                     family: str = "ae") -> tuple[str, dict]:
+    """The registered name for a canonical ``arch`` of ``family`` and the kwargs that rebuild
+    it from there: an entry whose defaults give exactly ``arch`` (same input size, then same K
+    preferred) with just ``num_keypoints`` etc. differences, else the closest family member
+    with ``arch`` as explicit overrides."""
+    names = [n for n in MODELS.names() if MODELS.get(n).family == family]
+    exact = [n for n in names
              if _arch_without_head_k(MODELS.get(n).arch()) == _arch_without_head_k(arch)]
-    exact.sort(key=lambda n: MODELS.get(n).input_size != input_size)
+    exact.sort(key=lambda n: (MODELS.get(n).input_size != input_size,
+                              MODELS.get(n).arch().get("num_keypoints")
+                              != arch.get("num_keypoints")))
     if exact:
         base = MODELS.get(exact[0]).arch()
         return exact[0], {k: v for k, v in arch.items() if base.get(k) != v}
-    if arch["davit"] is not None:
+    if family != "ae":
+        name = _FAMILY_BASE[family]
+    elif arch["davit"] is not None:
         name = "higherhrnet_w32_davit_512"
     elif not arch["deconv_channels"]:
         name = "hrnet_w32_ae_512"
