@@ -68,6 +68,36 @@ class SynthCfg:
 
 
 @dataclass(frozen=True)
+class TopDownCfg:
+    """Top-down person crops and CAL targets (method "cal", ALGORITHMS.md §6.2-6.3); the
+    defaults are the W32-64x48 yaml. ``data.sigma`` is the heatmap σ (0.3 there) and
+    ``data.flip_prob`` the flip probability.
+
+    Attributes:
+        input_size: crop (h, w) px (official IMAGE_SIZE is [w, h]); heatmaps are (h/4, w/4).
+        padding: person box enlargement after the aspect fix (1.25).
+        mask_sigma: σ of the dataset's Gaussian offset mask (MODEL.MASK_SIGMA).
+        locref_stdev: offset unit in heatmap px (DATASET.LOCREF_STDEV).
+        kpd: radius of the offset field in heatmap px (LOSS.KPD).
+        half_body_prob / half_body_joints: half-body crop probability and the visible-joint
+            count it needs (exclusive) (DATASET.PROB_HALF_BODY / NUM_JOINTS_HALF_BODY).
+        scale_factor, rotation_factor, rotation_prob: DATASET.SCALE_FACTOR / ROT_FACTOR and the
+            reference's fixed rotation probability 0.6.
+    """
+
+    input_size: tuple[int, int] = (64, 48)
+    padding: float = 1.25
+    mask_sigma: float = 0.3
+    locref_stdev: float = 1.5
+    kpd: float = 4.0
+    half_body_prob: float = 0.3
+    half_body_joints: int = 8
+    scale_factor: float = 0.35
+    rotation_factor: float = 45.0
+    rotation_prob: float = 0.6
+
+
+@dataclass(frozen=True)
 class DataCfg:
     """Dataset files, keypoint spec and training augmentation (ALGORITHMS.md §2.2).
 
@@ -90,6 +120,24 @@ class DataCfg:
     flip_prob: float = 0.5
     workers: int = 2
     synth: SynthCfg = field(default_factory=SynthCfg)
+    topdown: TopDownCfg = field(default_factory=TopDownCfg)
+
+
+@dataclass(frozen=True)
+class CalLossCfg:
+    """The confidence-aware CAL loss (method "cal", ALGORITHMS.md §6.4).
+
+    Attributes:
+        offset_weight: OFFSET_WEIGHT (0.7 W32-64x48, 1.0 W48-64x48).
+        gt_mask: official LOSS.GT_MASK: mask the offset L1 with the Gaussian-type mask (True)
+            or with the 0/1 KPD disc (False).
+        gmm: with gt_mask, rebuild that mask from the mini-batch GMM of argmax errors (the
+            reference's training path); False keeps the dataset's Gaussian mask.
+    """
+
+    offset_weight: float = 0.7
+    gt_mask: bool = True
+    gmm: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,6 +163,7 @@ class LossCfg:
     groups: str = ""
     hae_weights: tuple[float, float, float] = (0.0, 1.0, 1.5)
     focal: str = "none"
+    cal: CalLossCfg = field(default_factory=CalLossCfg)
 
 
 @dataclass(frozen=True)
@@ -186,6 +235,8 @@ class EvalCfg:
         kind: "coco" or "crowdpose" (which AP protocol).
         decoder: a name from the DECODERS registry ("ae" fixed order, "hae" progressive).
         max_images: evaluate on the first N validation images (0 = all).
+        in_vis_thre, oks_thre: top-down (method "cal") rescoring threshold on joint scores and
+            OKS-NMS threshold (official TEST.IN_VIS_THRE 0.2, TEST.OKS_THRE 0.9).
     """
 
     kind: str = "coco"
@@ -199,6 +250,8 @@ class EvalCfg:
     adjust: bool = True
     refine: bool = True
     max_images: int = 0
+    in_vis_thre: float = 0.2
+    oks_thre: float = 0.9
 
 
 @dataclass(frozen=True)
