@@ -21,6 +21,7 @@ from bupose.errors import DataError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from bupose.cli.infer_cmd import add_decoder_args
+    from bupose.cli.infer_topdown import add_cal_args
 
     p = subparsers.add_parser(
         "decode",
@@ -30,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("maps", nargs="+", type=Path, metavar="MAPS.npz", help="saved decoder inputs")
     add_decoder_args(p)
+    add_cal_args(p.add_argument_group("--decoder cal (top-down CAL maps of `infer --save-maps`)"))
     p.add_argument("--spec", default="coco17",
                    help="keypoint spec name or JSON/YAML file (default coco17)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
@@ -119,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     from bupose.inference.predictor import decode_maps
     from bupose.structures.spec import load_spec
 
+    if args.decoder == "cal":
+        from bupose.cli.infer_topdown import run_decode
+
+        return run_decode(args)
     spec = load_spec(args.spec)
     params = grouping_params({}, args.detection_threshold, args.tag_threshold, args.solver)
     entries: list[dict[str, Any]] = []

@@ -41,6 +41,7 @@ _TEST_TO_PARAMS = {
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from bupose.cli.common import add_model_args
+    from bupose.cli.infer_topdown import add_topdown_args
 
     p = subparsers.add_parser(
         "infer",
@@ -51,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     add_model_args(p)
     add_decoder_args(p)
+    add_topdown_args(p)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test (default: the config's TEST.FLIP_TEST, else on)")
     p.add_argument("--scales", type=parse_scales, default=None, metavar="S1,S2,...",
@@ -71,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def add_decoder_args(p: argparse.ArgumentParser) -> None:
     """--decoder and the grouping thresholds, shared with ``bupose decode``."""
-    p.add_argument("--decoder", choices=("ae", "hae"), default="ae",
+    p.add_argument("--decoder", choices=("ae", "hae", "cal"), default="ae",
                    help="grouping: associative embedding (official order) or HAE progressive")
     p.add_argument("--detection-threshold", type=float, default=None, metavar="T",
                    help="keypoint candidate threshold "
@@ -197,6 +199,12 @@ def run(args: argparse.Namespace) -> int:
     if args.save_maps or args.draw:
         _check_unique_stems(images)
     model = model_from_args(args)
+    from bupose.models import model_family
+
+    if model_family(model) == "topdown":
+        from bupose.cli.infer_topdown import run_topdown
+
+        return run_topdown(args, model)
     model.to(args.device).eval()
     predictor = build_predictor(args, model)
     entries: list[dict[str, Any]] = []

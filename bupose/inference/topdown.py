@@ -67,6 +67,8 @@ class TopDownMaps:
         if not parts:
             raise ValueError("nothing to concatenate")
         flip = parts[0].heatmaps_flip is not None
+        if any((p.heatmaps_flip is not None) != flip for p in parts):
+            raise ValueError("some maps have flip maps and some do not")
 
         def cat(name: str) -> Any:
             arrays = [getattr(p, name) for p in parts]
