@@ -159,7 +159,8 @@ def rescore(maxvals: np.ndarray, box_scores: np.ndarray, in_vis_thre: float) -> 
     Returns:
         (N,) float64 scores.
     """
-    vals = np.asarray(maxvals, np.float32).reshape(len(maxvals), -1)
+    vals = np.asarray(maxvals, np.float32)
+    vals = vals[..., 0] if vals.ndim == 3 else vals
     total = np.zeros(len(vals), np.float32)
     count = np.zeros(len(vals), np.int64)
     for k in range(vals.shape[1]):
