@@ -14,7 +14,8 @@ import sys
 from bupose.errors import BuposeError
 
 # Subcommand modules, in the order `bupose --help` lists them.
-COMMANDS: tuple[str, ...] = ("data", "eval", "infer", "decode", "train", "plot", "demo", "models")
+COMMANDS: tuple[str, ...] = ("data", "eval", "infer", "decode", "train", "plot", "demo", "models",
+                             "download")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", metavar="NAME", default=None,
                    help="a registered model (`bupose models`): randomly initialised unless "
                         "--checkpoint gives weights")
-    g.add_argument("--checkpoint", type=Path, metavar="PATH", default=None,
+    g.add_argument("--checkpoint", type=checkpoint_arg, metavar="PATH|zoo:NAME|URL",
+                   default=None,
                    help="weights: a bupose checkpoint, official HigherHRNet/fusion .pth "
-                        "(with --config), or an mmpose 0.x checkpoint")
+                        "(with --config), an mmpose 0.x checkpoint, zoo:NAME (`bupose "
+                        "models --zoo`: downloaded, verified and cached with its config) or an "
+                        "http(s) URL (cached in $BUPOSE_CACHE)")
     g.add_argument("--config", type=Path, metavar="YAML", default=None,
                    help="the official experiment YAML of official weights (architecture and "
                         "TEST settings)")
@@ -29,9 +33,18 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         "YAML/JSON file")
 
 
-def model_from_args(args: argparse.Namespace) -> Any:
+def checkpoint_arg(text: str) -> Path | str:
+    """``--checkpoint`` values: ``zoo:NAME`` and URLs stay strings, anything else is a path."""
+    from bupose.hub import is_remote
+
+    return text if is_remote(text) else Path(text)
+
+
+def model_from_args(args: argparse.Namespace, use_default: bool = False) -> Any:
     """The model the arguments of ``add_model_args`` name, with ``.meta`` (eval mode when
-    weights are loaded)."""
+    weights are loaded). ``zoo:NAME`` / URL checkpoints are fetched into the cache first and
+    bring their config (``--official-config`` still wins). With ``use_default`` and no model
+    given, the shipped default model (``bupose.hub.DEFAULT_MODEL``), announced in one line."""
     from bupose.models import create_model
     from bupose.models.checkpoint import load_checkpoint, model_from_official_config
     from bupose.models.posenet import ModelMeta
@@ -42,8 +55,17 @@ def model_from_args(args: argparse.Namespace) -> Any:
     if k is not None and spec is not None and k != spec.num_keypoints:
         raise ConfigError(f"--num-keypoints {k} but spec {spec.name!r} has "
                           f"{spec.num_keypoints} keypoints")
+    if args.checkpoint is None and args.model is None and args.config is None and use_default:
+        from bupose.hub import DEFAULT_MODEL, default_model_note
+
+        print(default_model_note(), file=sys.stderr)
+        args.checkpoint = DEFAULT_MODEL
     if args.checkpoint is not None:
-        return load_checkpoint(args.checkpoint, args.config, model=args.model, spec=spec,
+        from bupose.hub import resolve_checkpoint
+
+        found = resolve_checkpoint(args.checkpoint)
+        return load_checkpoint(found.path, args.config or found.config, model=args.model,
+                               spec=spec,
                                num_keypoints=k or (spec.num_keypoints if spec else None))
     if args.model is not None:
         kwargs = {} if k is None else {"num_keypoints": k}
