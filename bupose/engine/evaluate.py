@@ -27,7 +27,9 @@ def predict_reader(
     results: list[dict[str, Any]] = []
     for i in tqdm(indices, desc="validate", disable=not progress, leave=False, dynamic_ncols=True):
         sample = reader[i]
-        results.extend(predictor(sample.image).to_coco(int(sample.image_id)))
+        by_sample = getattr(predictor, "predict_sample", None)  # top-down: the sample's GT boxes
+        poses = by_sample(sample) if by_sample is not None else predictor(sample.image)
+        results.extend(poses.to_coco(int(sample.image_id)))
     return results
 
 
@@ -80,6 +82,13 @@ def attach_test_settings(model: nn.Module, cfg: ExperimentCfg) -> None:
     TEST key names), so that a saved checkpoint is evaluated as it was validated."""
     from dataclasses import replace
 
+    from bupose.engine.tasks import get_task
+
+    own_meta = getattr(get_task(cfg.method), "checkpoint_meta", None)
+    if own_meta is not None:  # top-down (CAL): (h, w) input and its own test keys
+        size, test = own_meta(cfg)
+        unwrap(model).meta = replace(unwrap(model).meta, input_size=size, test=test)
+        return
     e = cfg.eval
     test = {"flip_test": e.flip, "scale_factor": list(e.scales), "max_num_people": e.max_people,
             "detection_threshold": e.detection_threshold, "tag_threshold": e.tag_threshold,

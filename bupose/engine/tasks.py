@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from bupose.config import ExperimentCfg
+from bupose.engine.cal_task import CALTask
 from bupose.registry import Registry
 from bupose.structures.spec import KeypointSpec
 
@@ -117,6 +118,7 @@ def _stages(weights: tuple[float, ...], n: int) -> tuple[float, ...]:
 
 TASKS: Registry[type] = Registry("training method")
 TASKS.add("ae", AETask)
+TASKS.add("cal", CALTask)
 
 
 def get_task(method: str) -> Task:
