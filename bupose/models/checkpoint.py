@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from bupose.errors import CheckpointError, ConfigError
+from bupose.models.checkpoint_families import FAMILY_LAYOUTS, build_for_family, family_layout
 from bupose.models.keymap import (
     CLASSIFICATION_ROOTS,
     StateDict,
@@ -31,6 +32,7 @@ from bupose.models.keymap import (
     strip_wrappers,
     to_bupose,
 )
+from bupose.models.official_cal_config import is_cal_config
 from bupose.models.posenet import ModelMeta, PoseNet
 from bupose.structures.spec import KeypointSpec, get_spec
 from bupose.utils.io import atomic_write, atomic_write_bytes
@@ -265,11 +267,14 @@ def load_checkpoint(path: str | os.PathLike, config: str | os.PathLike | None = 
     Args:
         path: bupose checkpoint (.pth or .safetensors; needs nothing else), official HigherHRNet
             or fusion weights (plain, ``module.``- or ``1.``-prefixed / fp16, or a
-            ``checkpoint.pth.tar`` dict: its ``state_dict`` is used), or an mmpose 0.x
-            checkpoint (``backbone.*`` / ``keypoint_head.*``).
-        config: the official experiment YAML of official weights: architecture and TEST
-            settings. Without it (and without ``model``) the architecture is inferred from the
-            keys and shapes.
+            ``checkpoint.pth.tar`` dict: its ``state_dict`` is used), an mmpose 0.x
+            checkpoint (``backbone.*`` / ``keypoint_head.*``), an official OffsetGuided
+            checkpoint (``model_state_dict``; the scale head is kept when present unless
+            ``with_scale=False``) or official CAL weights (see ``checkpoint_families``).
+        config: the official experiment YAML of official weights (HigherHRNet or CAL, any
+            released CAL yaml as it is): architecture and TEST settings (CAL: also the crop
+            size and LOCREF_STDEV). Without it (and without ``model``) the architecture is
+            inferred from the keys and shapes.
         model: build this registered model instead (with ``num_keypoints``, ``model_kwargs``).
         spec: keypoint spec of the outputs (default: from the checkpoint / config / K).
     """
@@ -281,7 +286,13 @@ def load_checkpoint(path: str | os.PathLike, config: str | os.PathLike | None = 
         net = _load_bupose(obj, _state_dict_of(obj.get("state_dict"), path), path)
     else:
         state = _state_dict_of(obj, path)
-        layout = detect_layout(state)
+        layout = family_layout(state) or detect_layout(state)
+        if layout in FAMILY_LAYOUTS or (config is not None and is_cal_config(config)):
+            if num_keypoints is not None:
+                model_kwargs["num_keypoints"] = num_keypoints
+            net, state = build_for_family(state, path, layout, config, model, model_kwargs)
+            load_state(net, state, path)
+            return _with_spec(net.eval(), spec, path)
         if layout == "classification":
             raise CheckpointError(
                 f"{path}: ImageNet classification weights hold no pose head; they initialise "
@@ -292,17 +303,26 @@ def load_checkpoint(path: str | os.PathLike, config: str | os.PathLike | None = 
         load_state(net, state, path)
         net.meta = ModelMeta(net.meta.name, net.meta.kwargs,
                              _spec_from(spec_name, net.num_keypoints), input_size, test, layout)
+    return _with_spec(net.eval(), spec, path)
+
+
+def _with_spec(net: Any, spec: KeypointSpec | None, path: Path) -> Any:
     if spec is not None:
         if spec.num_keypoints != net.num_keypoints:
             raise CheckpointError(f"{path}: the model has {net.num_keypoints} keypoints but "
                                   f"spec {spec.name!r} has {spec.num_keypoints}")
         net.meta = ModelMeta(net.meta.name, net.meta.kwargs, spec, net.meta.input_size,
                              net.meta.test, net.meta.source)
-    return net.eval()
+    return net
 
 
 def model_from_official_config(config: str | os.PathLike) -> PoseNet:
-    """A randomly initialised model with an official YAML's architecture and TEST settings."""
+    """A randomly initialised model with an official YAML's architecture and TEST settings
+    (HigherHRNet, or CAL: see ``checkpoint_families.model_from_cal_config``)."""
+    if is_cal_config(config):
+        from bupose.models.checkpoint_families import model_from_cal_config
+
+        return model_from_cal_config(config)
     from bupose.models import create_model
     from bupose.models.official_config import read_official_config
     from bupose.models.zoo import match_registered

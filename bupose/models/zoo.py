@@ -208,7 +208,9 @@ def match_registered(arch: dict[str, Any], input_size: int | tuple[int, int] | N
     if exact:
         base = MODELS.get(exact[0]).arch()
         return exact[0], {k: v for k, v in arch.items() if base.get(k) != v}
-    if family != "ae":
+    if family == "topdown" and len(arch["stages"][-1]["num_channels"]) == 3:
+        name = "cal_hrnet_w32_64x48"  # the released 64x48 configs: 3-branch stage 4
+    elif family != "ae":
         name = _FAMILY_BASE[family]
     elif arch["davit"] is not None:
         name = "higherhrnet_w32_davit_512"
