@@ -42,6 +42,30 @@ def check_topdown(cfg: ExperimentCfg) -> None:
         raise ConfigError(f"loss.cal.offset_weight must be >= 0, got {cfg.loss.cal.offset_weight}")
 
 
+def check_model_input(model: nn.Module, input_size: tuple[int, int]) -> None:
+    """ConfigError unless ``model`` maps a (h, w) crop to (h/4, w/4) maps (a dry forward of
+    one zero crop on the model's device; shapes only on the meta device)."""
+    import torch
+
+    h, w = input_size
+    param = next(iter(model.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            heatmaps, offsets = model(torch.zeros(1, 3, h, w, device=device))[:2]
+    except RuntimeError as e:
+        raise ConfigError(f"data.topdown.input_size {[h, w]} does not fit the model (its "
+                          f"lower-resolution branches need other multiples): {e}") from None
+    finally:
+        model.train(was_training)
+    if tuple(heatmaps.shape[-2:]) != (h // 4, w // 4) or offsets.shape[1] != 2 * heatmaps.shape[1]:
+        raise ConfigError(f"data.topdown.input_size {[h, w]}: the model gives maps "
+                          f"{tuple(heatmaps.shape)} / {tuple(offsets.shape)}, expected "
+                          f"(K, {h // 4}, {w // 4}) heatmaps and 2K offset channels")
+
+
 def cal_test_meta(cfg: ExperimentCfg) -> tuple[tuple[int, int], dict[str, Any]]:
     """What a trained CAL checkpoint records: the input (h, w) and its test settings under the
     official (lower-case) key names ``TopDownPredictor`` reads."""
@@ -70,6 +94,7 @@ class CALTask:
 
         check_topdown(cfg)
         d, t = cfg.data, cfg.data.topdown
+        check_model_input(model, t.input_size)
         reader = CocoKeypoints(d.train_ann, d.train_images, spec, train_filter=True)
         augment = TopDownAugment(
             half_body_prob=t.half_body_prob, half_body_joints=t.half_body_joints,
