@@ -176,3 +176,26 @@ def test_synthetic_annotation_without_category(tmp_path):
     ds = TopDownDataset(CocoKeypoints(path, tmp_path, COCO17), COCO17, (64, 48))
     assert len(ds) == 1 and ds.records[0].visible.sum() == 1
     assert json.loads(path.read_text())["annotations"][0]["id"] == 1
+
+
+@pytest.mark.parametrize("case", ["64x48_train", "128x96_train"])
+def test_training_items_replayed_equal_the_reference(reader, case):
+    """``TopDownDataset.encode`` with the recorded training crop (flip, half-body, scale,
+    rotation) gives the reference's input and targets."""
+    from bupose.data.topdown import CropParams
+
+    d = load(case)
+    ds = dataset(reader, d)
+    for p in range(len(d["image_id"])):
+        rec = ds.records[int(d["dataset_index"][p])]
+        params = CropParams(d["center"][p].astype(np.float32), d["scale"][p],
+                            float(d["rotation"][p]), bool(d["flipped"][p]),
+                            bool(d["half_body"][p]))
+        item = ds.encode(ds_image(ds, rec), rec.joints, rec.visible, params)
+        if "input" in d:
+            np.testing.assert_allclose(item["image"].numpy(), d["input"][p], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(item["heatmaps"].numpy(), d["target"][p], atol=1e-6)
+        np.testing.assert_allclose(item["offsets"].numpy(), d["target_offset"][p], atol=1e-6)
+        np.testing.assert_allclose(item["mask_g"].numpy(), d["mask_g"][p], atol=1e-6)
+        np.testing.assert_array_equal(item["mask_01"].numpy(), d["mask_01"][p])
+        np.testing.assert_array_equal(item["target_weight"].numpy(), d["target_weight"][p])
