@@ -10,9 +10,20 @@ from typing import Any
 from bupose.errors import ConfigError
 
 
+class _DeprecatedConfig(argparse.Action):
+    """``--config``: the old spelling of ``--official-config`` (still accepted, with a note)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print("note: --config is deprecated here, use --official-config (a bupose recipe is "
+              "the positional argument of `bupose train`)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """``--model NAME``, ``--checkpoint PATH``, ``--config YAML``, ``--num-keypoints K``,
-    ``--spec NAME_OR_FILE`` (read back by ``model_from_args``)."""
+    """``--model NAME``, ``--checkpoint PATH``, ``--official-config YAML`` (old spelling
+    ``--config``), ``--num-keypoints K``, ``--spec NAME_OR_FILE`` (read back by
+    ``model_from_args``; the official YAML is ``args.config``)."""
     g = parser.add_argument_group("model")
     g.add_argument("--model", metavar="NAME", default=None,
                    help="a registered model (`bupose models`): randomly initialised unless "
@@ -20,12 +31,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", type=checkpoint_arg, metavar="PATH|zoo:NAME|URL",
                    default=None,
                    help="weights: a bupose checkpoint, official HigherHRNet/fusion .pth "
-                        "(with --config), an mmpose 0.x checkpoint, zoo:NAME (`bupose "
+                        "(with --official-config), an mmpose 0.x checkpoint, zoo:NAME (`bupose "
                         "models --zoo`: downloaded, verified and cached with its config) or an "
                         "http(s) URL (cached in $BUPOSE_CACHE)")
-    g.add_argument("--config", type=Path, metavar="YAML", default=None,
-                   help="the official experiment YAML of official weights (architecture and "
-                        "TEST settings)")
+    g.add_argument("--official-config", dest="config", type=Path, metavar="YAML", default=None,
+                   help="the official HigherHRNet experiment YAML of official weights "
+                        "(architecture and TEST settings)")
+    g.add_argument("--config", dest="config", type=Path, action=_DeprecatedConfig,
+                   default=None, help=argparse.SUPPRESS)
     g.add_argument("--num-keypoints", type=int, metavar="K", default=None,
                    help="keypoints per person (default: the spec's, the checkpoint's, else 17)")
     g.add_argument("--spec", metavar="NAME_OR_FILE", default=None,
@@ -80,4 +93,4 @@ def model_from_args(args: argparse.Namespace, use_default: bool = False) -> Any:
             model.meta = ModelMeta(m.name, m.kwargs, spec, m.input_size, m.test, m.source)
         return model
     raise ConfigError("no model given: use --model NAME (see `bupose models`) or "
-                      "--checkpoint PATH [--config YAML]")
+                      "--checkpoint PATH [--official-config YAML]")

@@ -4,12 +4,15 @@ ablations).
 npz keys: ``heatmaps`` (K,H,W) or (1,K,H,W) float32, ``tags`` (K,H,W,L) or (1,K,H,W,L); optional
 ``center``, ``scale``, ``base_size`` (official back-projection: results in image pixels; without
 them results are in map pixels), ``image_id`` and ``file_name`` (as written by
-``bupose infer --save-maps``; otherwise the image id is the numeric file stem, else the position).
+``bupose infer --save-maps``; otherwise the image id is the numeric file stem, else the position),
+``settings`` (JSON of the test settings infer used: decoder and grouping settings; flags given
+here win over them, the official defaults fill what neither gives).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,11 @@ def load_maps(path: Path, num_keypoints: int) -> tuple[Any, dict[str, Any]]:
         info["image_id"] = int(arrays["image_id"])
     if "file_name" in arrays:
         info["file_name"] = str(arrays["file_name"])
+    if "settings" in arrays:
+        try:
+            info["settings"] = dict(json.loads(str(arrays["settings"])))
+        except (ValueError, TypeError):
+            raise DataError(f"{path}: 'settings' is not a JSON object") from None
     return inputs, info
 
 
@@ -116,9 +124,10 @@ def _geometry(arrays: dict[str, np.ndarray], path: Path) -> tuple[Any, Any, Any]
 
 
 def run(args: argparse.Namespace) -> int:
-    from bupose.cli.infer_cmd import grouping_params
+    from bupose.cli.infer_cmd import keep_confident, settings_flags
     from bupose.evaluation.results import write_coco_results
     from bupose.inference.predictor import decode_maps
+    from bupose.inference.settings import TestSettings
     from bupose.structures.spec import load_spec
 
     if args.decoder == "cal":
@@ -126,11 +135,13 @@ def run(args: argparse.Namespace) -> int:
 
         return run_decode(args)
     spec = load_spec(args.spec)
-    params = grouping_params({}, args.detection_threshold, args.tag_threshold, args.solver)
+    flags = settings_flags(args)
     entries: list[dict[str, Any]] = []
     for index, path in enumerate(args.maps):
         inputs, info = load_maps(path, spec.num_keypoints)
-        poses = decode_maps(inputs, args.decoder, params, spec.joint_order)
+        settings = TestSettings.from_meta(info.get("settings")).replace(**flags)
+        poses = decode_maps(inputs, settings.decoder, settings.grouping, spec.joint_order)
+        poses = keep_confident(poses, args.min_score)
         default_id = int(path.stem) if path.stem.isdigit() else index
         image_id = info.get("image_id", default_id)
         frame = "image" if inputs.center is not None else "map"

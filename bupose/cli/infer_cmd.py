@@ -193,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is None and args.model is not None:
         print(f"warning: --model {args.model} without --checkpoint: random weights "
               "(smoke runs and benchmarks only)", file=sys.stderr)
+    if args.boxes is not None:  # person boxes: a top-down model (MPII annotations too)
+        from bupose.cli.infer_topdown import run_topdown
+
+        return run_topdown(args, model_from_args(args))
     images = collect_images(args.images)
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)

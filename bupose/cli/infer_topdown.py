@@ -9,6 +9,9 @@ detection file's for detections; per image the OKS-NMS keep order), ``--draw``,
 ``--save-maps DIR`` (per image ``<stem>.npz``: heatmaps (N,K,h,w), offsets (N,2K,h,w),
 heatmaps_flip / offsets_flip (raw outputs on the flipped crops, with flip), center, scale (N,2),
 box_score (N,), image_id (N,), file_name) and, with ``--annotations``, the AP table.
+With MPII ``--annotations`` (mmpose JSON list or the hourglass ``.json.gz``) and ``--boxes gt``:
+one pose per annotated person from the reference's MPII box (centre moved down by 15 * scale,
+scale x 1.25), no NMS; ``--json`` writes MPII predictions, ``--pckh-gt GT.mat`` prints PCKh.
 
 ``bupose decode MAPS.npz... --decoder cal`` decodes such files (all boxes of all files as one set,
 images in order of first appearance) with ``--locref-stdev``, ``--in-vis-thre``, ``--oks-thre``
@@ -37,6 +40,9 @@ def add_topdown_args(p: argparse.ArgumentParser) -> None:
                         "file; required for top-down models")
     g.add_argument("--box-threshold", type=float, default=None, metavar="T",
                    help="keep detections with score >= T (default: TEST.IMAGE_THRE, else 0)")
+    g.add_argument("--pckh-gt", type=Path, default=None, metavar="GT.mat",
+                   help="MPII: print PCKh@0.5/@0.1 against this ground truth (the persons of "
+                        "the MPII --annotations, in order)")
     g.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="person crops per forward pass (default 32)")
     add_cal_args(g)
@@ -124,8 +130,12 @@ def run_topdown(args: argparse.Namespace, model: Any) -> int:
 
     from bupose.cli.infer_cmd import _check_unique_stems, collect_images, image_ids
     from bupose.evaluation.results import write_coco_results
+    from bupose.models import model_family
     from bupose.utils.io import read_image, read_json
 
+    if model_family(model) != "topdown":
+        raise ConfigError(f"--boxes is for top-down models; {model.meta.name!r} is a "
+                          f"{model_family(model)!r} model")
     if args.boxes is None:
         raise ConfigError(f"model {model.meta.name!r} is top-down: give person boxes with "
                           "--boxes gt --annotations GT.json or --boxes DETS.json")
@@ -134,6 +144,10 @@ def run_topdown(args: argparse.Namespace, model: Any) -> int:
     images = collect_images(args.images)
     if args.save_maps or args.draw:
         _check_unique_stems(images)
+    if args.annotations is not None and args.boxes == "gt" and _is_mpii(args.annotations):
+        return run_mpii(args, model, images)
+    if args.pckh_gt is not None:
+        raise ConfigError("--pckh-gt needs --boxes gt with MPII --annotations")
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)
     boxes = _boxes(args, gt, model)
@@ -174,6 +188,58 @@ def _boxes(args: argparse.Namespace, gt: Any, model: Any) -> dict[int, tuple[Any
         test = {str(k).lower(): v for k, v in (getattr(model.meta, "test", None) or {}).items()}
         threshold = float(test.get("image_thre", 0.0))
     return detection_boxes(Path(args.boxes), threshold)
+
+
+def _is_mpii(path: Path) -> bool:
+    """MPII annotations: the hourglass ``.json.gz`` or a JSON list of persons (COCO files are
+    objects)."""
+    if str(path).endswith(".gz"):
+        return True
+    from bupose.utils.io import read_json
+
+    return isinstance(read_json(path, "annotation file"), list)
+
+
+def run_mpii(args: argparse.Namespace, model: Any, images: list[Path]) -> int:
+    """MPII ground-truth boxes (the reference's centre/scale rule), one pose per annotated
+    person in annotation order, no NMS; ``--json`` writes MPII predictions (N, 16, 3) and
+    ``--pckh-gt`` prints PCKh."""
+    from bupose.data.mpii import read_mpii_annotations
+    from bupose.evaluation import evaluate_pckh, format_pckh_stats, write_mpii_results
+    from bupose.inference.poses import Poses
+    from bupose.inference.topdown import mpii_center_scale
+    from bupose.utils.io import read_image
+
+    records = read_mpii_annotations(args.annotations)
+    by_name = {p.name: p for p in images}
+    missing = [r.file_name for r in records if Path(r.file_name).name not in by_name]
+    if missing:
+        raise DataError(f"{args.annotations}: image {missing[0]!r} is not among the given "
+                        f"images ({len(missing)} missing; every annotated person is predicted)")
+    predictor = build_topdown_predictor(args, model)
+    model.to(args.device).eval()
+    people = []
+    for index, record in enumerate(records):
+        path = by_name[Path(record.file_name).name]
+        image = read_image(path)
+        center, scale = mpii_center_scale(record.centers, record.scales)
+        maps = predictor.maps_for(image, center, scale, None, index)
+        if args.save_maps:
+            _save_maps(args.save_maps / f"{path.stem}.npz", maps, path.name)
+        decoded = predictor.decode(maps)
+        people.append(decoded.keypoints)
+        if args.draw:
+            poses = Poses(decoded.keypoints, decoded.scores)
+            _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
+    predictions = np.concatenate(people)
+    if args.json:
+        write_mpii_results(args.json, predictions)
+    print(f"{len(records)} images, {len(predictions)} MPII persons"
+          + (f"; predictions: {args.json}" if args.json else ""), file=sys.stderr)
+    if args.pckh_gt is not None:
+        stats = evaluate_pckh(predictions[..., :2], args.pckh_gt)
+        print(format_pckh_stats(stats, len(predictions)))
+    return 0
 
 
 def official_order(entries: list[dict[str, Any]], rank: dict[int, int]) -> list[dict[str, Any]]:

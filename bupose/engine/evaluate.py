@@ -78,8 +78,9 @@ def validate(
 
 
 def attach_test_settings(model: nn.Module, cfg: ExperimentCfg) -> None:
-    """Record the training input size and the validation settings in ``model.meta`` (official
-    TEST key names), so that a saved checkpoint is evaluated as it was validated."""
+    """Record the training input size and the validation settings (``tasks.eval_settings``) in
+    ``model.meta`` (``TestSettings.to_meta``: official TEST key names), so that a saved
+    checkpoint is tested as it was validated (``Predictor(model)``, ``bupose infer``)."""
     from dataclasses import replace
 
     from bupose.engine.tasks import get_task
@@ -89,13 +90,11 @@ def attach_test_settings(model: nn.Module, cfg: ExperimentCfg) -> None:
         size, test = own_meta(cfg)
         unwrap(model).meta = replace(unwrap(model).meta, input_size=size, test=test)
         return
-    e = cfg.eval
-    test = {"flip_test": e.flip, "scale_factor": list(e.scales), "max_num_people": e.max_people,
-            "detection_threshold": e.detection_threshold, "tag_threshold": e.tag_threshold,
-            "nms_kernel": e.nms_kernel, "adjust": e.adjust, "refine": e.refine,
-            "decoder": e.decoder}
+    from bupose.engine.tasks import eval_settings
+
+    settings = eval_settings(cfg)
     net = unwrap(model)
-    net.meta = replace(net.meta, input_size=cfg.data.input_size, test=test)
+    net.meta = replace(net.meta, input_size=settings.input_size, test=settings.to_meta())
 
 
 def save_model_checkpoint(

@@ -92,20 +92,19 @@ class AETask:
 
     def build_predictor(self, cfg: ExperimentCfg, spec: KeypointSpec, model: nn.Module) -> Any:
         from bupose.decoders import DECODERS
-        from bupose.decoders.params import GroupingParams
         from bupose.inference.predictor import Predictor
 
-        e = cfg.eval
-        DECODERS.get(e.decoder)  # an unknown name fails now, not after the first epoch
-        params = GroupingParams(
-            max_people=e.max_people, top_k=e.max_people, detection_threshold=e.detection_threshold,
-            tag_threshold=e.tag_threshold, nms_kernel=e.nms_kernel, adjust=e.adjust,
-            refine=e.refine,
-        )
-        return Predictor(
-            model, spec, decoder=e.decoder, params=params, input_size=cfg.data.input_size,
-            flip=e.flip, scales=e.scales,
-        )
+        settings = eval_settings(cfg)
+        DECODERS.get(settings.decoder)  # an unknown name fails now, not after the first epoch
+        return Predictor(model, spec, settings=settings)
+
+
+def eval_settings(cfg: ExperimentCfg) -> Any:
+    """The recipe's ``TestSettings``: the training input size and the ``eval:`` section (keys
+    matched by name), over the defaults. Validation uses them and checkpoints record them."""
+    from bupose.inference.settings import TestSettings
+
+    return TestSettings(input_size=cfg.data.input_size).updated_from(cfg.eval)
 
 
 def _stages(weights: tuple[float, ...], n: int) -> tuple[float, ...]:

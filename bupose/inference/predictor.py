@@ -13,6 +13,7 @@ As in ``valid.py``, the ``center``/``scale`` used for back-projection are those 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bupose.decoders.params import GroupingParams
 from bupose.inference import tta
 from bupose.inference.poses import Poses
+from bupose.inference.settings import TestSettings, settings_for_model
 from bupose.structures.spec import KeypointSpec
 
 
@@ -97,11 +100,16 @@ def decode_maps(
 class Predictor:
     """Image -> Poses with the official test-time pipeline.
 
+    Every test setting not given here comes from ``settings``, or when that is None from the
+    model's ``meta`` (a checkpoint's recorded settings, an official YAML's TEST.*, the input
+    size of the registered model), else from the ``TestSettings`` defaults
+    (``bupose.inference.settings``: argument > model > default).
+
     Args:
         model: returns a tuple of stage maps (lowest resolution first) and has ``output_layout``.
-        spec: the keypoint spec (flip index, joint order).
+        spec: the keypoint spec (flip index, joint order); default ``model.meta.spec``.
         decoder: a DECODERS name ("ae" or "hae").
-        params: the decoder's ``GroupingParams`` (None: its defaults).
+        params: the decoder's ``GroupingParams`` (replaces all the grouping settings).
         input_size: network input size of the short side at the smallest scale (official
             DATASET.INPUT_SIZE).
         flip: flip test.
@@ -110,26 +118,42 @@ class Predictor:
         use_heatmaps, use_tags: per stage, whether its heatmaps/tags are used (official
             TEST.WITH_HEATMAPS / TEST.WITH_AE); default every stage that has them.
         device: where to run the model (default: the model's device).
+        settings: the resolved ``TestSettings`` to start from instead of the model's.
+
+    Attributes:
+        settings: the ``TestSettings`` in use (also exposed as ``decoder``, ``params``,
+            ``input_size``, ``flip``, ``scales``, ``project2image``, ``use_heatmaps``,
+            ``use_tags``).
     """
 
     def __init__(
         self,
         model: torch.nn.Module,
-        spec: KeypointSpec,
-        decoder: str = "ae",
-        params: Any = None,
-        input_size: int = 512,
-        flip: bool = True,
-        scales: Sequence[float] = (1.0,),
-        project2image: bool = True,
+        spec: KeypointSpec | None = None,
+        decoder: str | None = None,
+        params: GroupingParams | None = None,
+        input_size: int | None = None,
+        flip: bool | None = None,
+        scales: Sequence[float] | None = None,
+        project2image: bool | None = None,
         use_heatmaps: Sequence[bool] | None = None,
         use_tags: Sequence[bool] | None = None,
         device: torch.device | str | None = None,
+        *,
+        settings: TestSettings | None = None,
     ) -> None:
-        if not scales:
-            raise ValueError("at least one test scale is needed")
-        if any(not s > 0 for s in scales):
-            raise ValueError(f"test scales must be positive, got {list(scales)}")
+        if scales is not None and (not scales or any(not s > 0 for s in scales)):
+            raise ValueError(f"test scales must be positive numbers, got {list(scales)}")
+        settings = settings or settings_for_model(model)
+        settings = settings.replace(
+            decoder=decoder, input_size=input_size, flip=flip, scales=scales,
+            project2image=project2image, use_heatmaps=use_heatmaps, use_tags=use_tags,
+        )
+        if params is not None:
+            settings = dataclasses.replace(settings, grouping=params)
+        spec = spec or getattr(getattr(model, "meta", None), "spec", None)
+        if spec is None:
+            raise ValueError("no keypoint spec: pass spec= (the model's meta has none)")
         layouts = tuple(getattr(model, "output_layout", ()))
         if not layouts:
             raise ValueError("the model has no output_layout")
@@ -138,21 +162,19 @@ class Predictor:
                 f"the model predicts {layouts[0].num_heatmaps} keypoints but spec "
                 f"{spec.name!r} has {spec.num_keypoints}"
             )
-        for name, flags in (("use_heatmaps", use_heatmaps), ("use_tags", use_tags)):
+        for name, flags in (("use_heatmaps", settings.use_heatmaps),
+                            ("use_tags", settings.use_tags)):
             if flags is not None and len(flags) != len(layouts):
                 raise ValueError(
                     f"{name} has {len(flags)} entries but the model has {len(layouts)} outputs"
                 )
-        if params is None:
-            from bupose.decoders.params import GroupingParams
-
-            params = GroupingParams()
-        self.model, self.spec, self.decoder, self.params = model, spec, decoder, params
+        self.model, self.spec, self.settings = model, spec, settings
+        self.decoder, self.params = settings.decoder, settings.grouping
         self.layouts = layouts
-        self.input_size, self.flip = int(input_size), bool(flip)
-        self.scales = tuple(float(s) for s in scales)
-        self.project2image = bool(project2image)
-        self.use_heatmaps, self.use_tags = use_heatmaps, use_tags
+        self.input_size, self.flip = settings.input_size, settings.flip
+        self.scales = settings.scales
+        self.project2image = settings.project2image
+        self.use_heatmaps, self.use_tags = settings.use_heatmaps, settings.use_tags
         if device is None:
             first = next(iter(model.parameters()), None)
             device = first.device if first is not None else "cpu"

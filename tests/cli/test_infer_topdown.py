@@ -117,3 +117,36 @@ def test_decode_rejects_maps_without_offsets(tmp_path: Path,
              center=np.zeros((1, 2)), scale=np.ones((1, 2)))
     assert main(["decode", str(tmp_path / "m.npz"), "--decoder", "cal"]) == 2
     assert "offsets" in capsys.readouterr().err
+
+
+
+def test_infer_mpii_gt_boxes_and_pckh(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """MPII annotations: one pose per annotated person (no NMS) and PCKh against a .mat holding
+    those persons' rows of the official validation ground truth."""
+    from scipy.io import loadmat, savemat
+
+    mpii = SHARED_DATA / "samples" / "mpii"
+    records = json.loads(require(mpii / "test_mpii.json").read_text())
+    full = loadmat(str(require(SHARED_DATA / "mpii_annotations" / "detections_our_format.mat")))
+    rows = []
+    for record in records:  # the .mat row with the same labelled joints (1-based px)
+        joints, labelled = np.asarray(record["joints"]), np.asarray(record["joints_vis"]) > 0
+        error = np.abs(full["pos_gt_src"] - joints[:, :, None]).max(axis=1)  # (16, N)
+        rows.append(int(np.argmin(np.where(labelled[:, None], error, 0).max(axis=0))))
+    mat = tmp_path / "gt.mat"
+    savemat(str(mat), {"pos_gt_src": full["pos_gt_src"][:, :, rows],
+                       "jnt_missing": full["jnt_missing"][:, rows],
+                       "headboxes_src": full["headboxes_src"][:, :, rows]})
+    out = tmp_path / "mpii.json"
+    code = main(["infer", str(mpii), "--model", "cal_hrnet_small_64x48", "--spec", "mpii16",
+                 "--boxes", "gt", "--annotations", str(mpii / "test_mpii.json"),
+                 "--json", str(out), "--pckh-gt", str(mat)])
+    assert code == 0
+    predictions = json.loads(out.read_text())
+    assert len(predictions) == len(records) and len(predictions[0]["keypoints"]) == 48
+    assert "PCKh@0.5" in capsys.readouterr().out
+
+
+def test_boxes_with_a_bottom_up_model_is_an_error(capsys: pytest.CaptureFixture) -> None:
+    assert main(["infer", _images()[0], "--model", "higherhrnet_tiny", "--boxes", "gt"]) == 2
+    assert "top-down" in capsys.readouterr().err
