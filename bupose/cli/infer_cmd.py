@@ -3,17 +3,21 @@
 Outputs (all optional, all written atomically):
   --json OUT.json      COCO keypoint results for every image (written once, at the end: a failing
                        image stops the run with an error naming it and no partial results file);
-  --save-maps DIR      per image ``<stem>.npz`` with the decoder inputs (written as each image is
-                       done; ``bupose decode`` re-decodes them without the network);
+  --save-maps DIR      per image ``<stem>.npz`` with the decoder inputs and the test settings
+                       (written as each image is done; ``bupose decode`` re-decodes them without
+                       the network, with the same settings unless flags change them);
   --draw DIR           per image ``<stem>.jpg`` with the poses drawn;
   --annotations GT     take image ids from GT (matched by file name) and print the COCO or
                        CrowdPose scores of the results on the given images.
-With an official YAML (``--config``), its TEST.* values and input size are the defaults.
+Test settings (decoder, flip, scales, input size, grouping thresholds): a flag wins over the
+checkpoint's recorded settings (or an official YAML's TEST.* with ``--official-config``), which
+win over the official defaults (``bupose.inference.settings``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,20 +28,6 @@ import numpy as np
 from bupose.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-# official TEST.* keys (lower case) -> GroupingParams fields (MAX_NUM_PEOPLE is also the official
-# top-k; NMS_PADDING is implied by the kernel)
-_TEST_TO_PARAMS = {
-    "max_num_people": ("max_people", "top_k"),
-    "detection_threshold": ("detection_threshold",),
-    "tag_threshold": ("tag_threshold",),
-    "use_detection_val": ("use_detection_val",),
-    "ignore_too_much": ("ignore_too_much",),
-    "nms_kernel": ("nms_kernel",),
-    "adjust": ("adjust",),
-    "refine": ("refine",),
-}
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from bupose.cli.common import add_model_args
@@ -54,9 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_decoder_args(p)
     add_topdown_args(p)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip test (default: the config's TEST.FLIP_TEST, else on)")
+                   help="flip test (default: the checkpoint's / TEST.FLIP_TEST, else on)")
     p.add_argument("--scales", type=parse_scales, default=None, metavar="S1,S2,...",
-                   help="test scale factors, e.g. 0.5,1,2 (default: TEST.SCALE_FACTOR, else 1)")
+                   help="test scale factors, e.g. 0.5,1,2 (default: the checkpoint's / "
+                        "TEST.SCALE_FACTOR, else 1)")
     p.add_argument("--input-size", type=int, default=None, metavar="N",
                    help="input size of the short side (default: the checkpoint's, else 512)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
@@ -72,17 +63,51 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_decoder_args(p: argparse.ArgumentParser) -> None:
-    """--decoder and the grouping thresholds, shared with ``bupose decode``."""
-    p.add_argument("--decoder", choices=("ae", "hae", "cal"), default="ae",
-                   help="grouping: associative embedding (official order) or HAE progressive")
+    """--decoder, the grouping settings and --min-score, shared with ``bupose decode``.
+
+    Every default is None = "not given": the checkpoint's (or the saved maps') settings apply,
+    else the official defaults (``bupose.inference.settings.TestSettings``).
+    """
+    p.add_argument("--decoder", choices=("ae", "hae", "cal"), default=None,
+                   help="grouping: associative embedding (official order) or HAE progressive "
+                        "(default: the checkpoint's decoder, else ae)")
     p.add_argument("--detection-threshold", type=float, default=None, metavar="T",
-                   help="keypoint candidate threshold "
-                        "(default: TEST.DETECTION_THRESHOLD, else 0.1)")
+                   help="keypoint candidate threshold (default: the checkpoint's / "
+                        "TEST.DETECTION_THRESHOLD, else 0.1)")
     p.add_argument("--tag-threshold", type=float, default=None, metavar="T",
-                   help="tag distance threshold (default: TEST.TAG_THRESHOLD, else 1.0)")
-    p.add_argument("--solver", choices=("scipy", "munkres"), default="scipy",
+                   help="tag distance threshold (default: the checkpoint's / TEST.TAG_THRESHOLD, "
+                        "else 1.0)")
+    p.add_argument("--max-people", type=int, default=None, metavar="N",
+                   help="at most N people are grouping candidates (official MAX_NUM_PEOPLE; "
+                        "also the top-k unless --top-k is given; default: the checkpoint's, "
+                        "else 30)")
+    p.add_argument("--top-k", type=int, default=None, metavar="N",
+                   help="peaks kept per joint type after NMS (default: --max-people's value)")
+    p.add_argument("--nms-kernel", type=int, default=None, metavar="N",
+                   help="odd side of the peak NMS window (default: the checkpoint's, else 5)")
+    p.add_argument("--solver", choices=("scipy", "munkres"), default=None,
                    help="assignment solver: scipy (default) or munkres (ties between equally "
                         "good assignments broken as the official munkres 1.1.4 does)")
+    p.add_argument("--min-score", type=float, default=0.0, metavar="S",
+                   help="write and draw only people with score >= S (default 0: all; grouping "
+                        "and --save-maps are unaffected)")
+
+
+def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The test-setting flags of ``add_decoder_args`` (and infer's --flip, --scales,
+    --input-size) as ``TestSettings.replace`` keys; None = not given."""
+    names = ("decoder", "detection_threshold", "tag_threshold", "max_people", "top_k",
+             "nms_kernel", "solver", "flip", "scales", "input_size")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def keep_confident(poses: Any, min_score: float) -> Any:
+    """The people of ``poses`` whose score is >= ``min_score`` (all of them when it is <= 0)."""
+    if min_score <= 0 or len(poses) == 0:
+        return poses
+    keep = poses.scores >= min_score
+    tags = None if poses.tags is None else poses.tags[keep]
+    return type(poses)(poses.keypoints[keep], poses.scores[keep], tags=tags)
 
 
 def parse_scales(text: str) -> tuple[float, ...]:
@@ -93,24 +118,6 @@ def parse_scales(text: str) -> tuple[float, ...]:
     if not scales or any(not s > 0 for s in scales):
         raise argparse.ArgumentTypeError(f"scales must be positive numbers, got {text!r}")
     return scales
-
-
-def grouping_params(
-    test: dict[str, Any], detection_threshold: float | None, tag_threshold: float | None,
-    solver: str = "scipy",
-) -> Any:
-    """The decoder's GroupingParams from official TEST settings (lower-case keys) and overrides."""
-    from bupose.decoders.params import GroupingParams
-
-    values: dict[str, Any] = {}
-    for key, fields in _TEST_TO_PARAMS.items():
-        if key in test:
-            values.update((field, test[key]) for field in fields)
-    if detection_threshold is not None:
-        values["detection_threshold"] = detection_threshold
-    if tag_threshold is not None:
-        values["tag_threshold"] = tag_threshold
-    return GroupingParams(solver=solver, **values)
 
 
 def collect_images(paths: Sequence[str | Path]) -> list[Path]:
@@ -147,31 +154,14 @@ def image_ids(
     return [int(p.stem) if p.stem.isdigit() else i for i, p in enumerate(images)]
 
 
-def _test_settings(model: Any) -> tuple[dict[str, Any], int | None]:
-    meta = getattr(model, "meta", None)
-    test = dict(getattr(meta, "test", None) or {})
-    return {k.lower(): v for k, v in test.items()}, getattr(meta, "input_size", None)
-
-
 def build_predictor(args: argparse.Namespace, model: Any) -> Any:
-    """The Predictor from the command line, with the checkpoint/config test settings as defaults."""
+    """The Predictor: flags > the model's settings (checkpoint / official YAML) > defaults."""
     from bupose.inference.predictor import Predictor
+    from bupose.inference.settings import settings_for_model
 
-    test, meta_size = _test_settings(model)
-    flip = args.flip if args.flip is not None else bool(test.get("flip_test", True))
-    scales = args.scales or tuple(float(s) for s in test.get("scale_factor", (1.0,)))
-    input_size = args.input_size or meta_size or 512
-    spec = model.meta.spec
+    settings = settings_for_model(model, **settings_flags(args))
     try:
-        return Predictor(
-            model, spec, decoder=args.decoder,
-            params=grouping_params(test, args.detection_threshold, args.tag_threshold,
-                                   args.solver),
-            input_size=int(input_size), flip=flip, scales=scales,
-            project2image=bool(test.get("project2image", True)),
-            use_heatmaps=test.get("with_heatmaps"), use_tags=test.get("with_ae"),
-            device=args.device,
-        )
+        return Predictor(model, model.meta.spec, settings=settings, device=args.device)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -219,9 +209,10 @@ def run(args: argparse.Namespace) -> int:
             maps = predictor.maps(image)
             if args.save_maps:
                 arrays = maps.to_numpy()
-                arrays.update(image_id=np.int64(image_id), file_name=np.str_(path.name))
+                arrays.update(image_id=np.int64(image_id), file_name=np.str_(path.name),
+                              settings=np.str_(json.dumps(predictor.settings.to_meta())))
                 save_maps(args.save_maps / f"{path.stem}.npz", arrays)
-            poses = predictor.decode(maps)
+            poses = keep_confident(predictor.decode(maps), args.min_score)
             num_people += len(poses)
             entries.extend(poses.to_coco(image_id, file_name=path.name))
             if args.draw:
