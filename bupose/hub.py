@@ -146,6 +146,14 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
 )}
 
 
+# The default model's data: bupose's synthetic figures as configs/quickstart_synth.yaml draws
+# them (128 px, one to three large people); held-out images use another seed than its train
+# (0) and validation (1_000_003) sets.
+DEFAULT_SCENE = {"size": (128, 128), "people": (1, 3), "scale": (0.65, 0.95), "crowding": 0.1,
+                 "occluders": 0.0}
+HELDOUT_SEED = 20_000_003
+
+
 def default_model_note() -> str:
     """The one line printed when the shipped default model is used."""
     return ("note: no model given, using bupose's default model (a tiny HigherHRNet trained on "

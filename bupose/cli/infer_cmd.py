@@ -1,12 +1,17 @@
 """``bupose infer IMAGE... --checkpoint CKPT``: the test-time pipeline on image files or folders.
 
 Outputs (all optional, all written atomically):
-  --json OUT.json      COCO keypoint results for every image (written once, at the end: a failing
-                       image stops the run with an error naming it and no partial results file);
+  --json OUT.json      COCO keypoint results for every image (written once, at the end; an
+                       unreadable image is skipped with a warning and listed at the end, the
+                       exit status is 2 only when every input failed; --strict stops at the
+                       first bad file with no results file);
   --save-maps DIR      per image ``<stem>.npz`` with the decoder inputs and the test settings
                        (written as each image is done; ``bupose decode`` re-decodes them without
                        the network, with the same settings unless flags change them);
-  --draw DIR           per image ``<stem>.jpg`` with the poses drawn;
+  --draw DIR           per image ``<stem>.jpg`` with the poses drawn (above --min-score, each
+                       person in its colour with its score);
+  --show-maps DIR      per image ``<stem>_heatmaps.jpg``, ``_joints.jpg``, ``_tags.jpg`` and
+                       ``_grouping.jpg`` (which joint joined which person);
   --annotations GT     take image ids from GT (matched by file name) and print the COCO or
                        CrowdPose scores of the results on the given images.
 Test settings (decoder, flip, scales, input size, grouping thresholds): a flag wins over the
@@ -59,6 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--draw", type=Path, default=None, metavar="DIR",
                    help="write images with the poses drawn")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image (default: skip it with a warning)")
+    p.add_argument("--show-maps", type=Path, default=None, metavar="DIR",
+                   help="write heatmap, per-joint, tag-map and grouping pictures per image")
     p.set_defaults(func=run)
 
 
@@ -177,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bupose.cli.common import model_from_args
+    from bupose.cli.infer_files import check_skipped, read_or_skip, show_maps
     from bupose.evaluation.results import write_coco_results
-    from bupose.utils.io import read_image, read_json
+    from bupose.utils.io import read_json
 
     if args.checkpoint is None and args.model is not None:
         print(f"warning: --model {args.model} without --checkpoint: random weights "
@@ -190,9 +200,9 @@ def run(args: argparse.Namespace) -> int:
     images = collect_images(args.images)
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)
-    if args.save_maps or args.draw:
+    if args.save_maps or args.draw or args.show_maps:
         _check_unique_stems(images)
-    model = model_from_args(args)
+    model = model_from_args(args, use_default=True)
     from bupose.models import model_family
 
     if model_family(model) == "topdown":
@@ -202,10 +212,13 @@ def run(args: argparse.Namespace) -> int:
     model.to(args.device).eval()
     predictor = build_predictor(args, model)
     entries: list[dict[str, Any]] = []
+    skipped: list[str] = []
     num_people = 0
     with torch.inference_mode():
         for path, image_id in zip(tqdm(images, desc="infer", unit="img"), ids):
-            image = read_image(path)
+            image = read_or_skip(path, skipped, args.strict)
+            if image is None:
+                continue
             maps = predictor.maps(image)
             if args.save_maps:
                 arrays = maps.to_numpy()
@@ -217,9 +230,12 @@ def run(args: argparse.Namespace) -> int:
             entries.extend(poses.to_coco(image_id, file_name=path.name))
             if args.draw:
                 _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
+            if args.show_maps:
+                show_maps(args.show_maps, path.stem, image, maps, poses, predictor.spec)
+    check_skipped(skipped, len(images))
     if args.json:
         write_coco_results(args.json, entries)
-    print(f"{len(images)} images, {num_people} people"
+    print(f"{len(images) - len(skipped)} images, {num_people} people"
           + (f"; results: {args.json}" if args.json else ""), file=sys.stderr)
     if gt is not None:
         _print_scores(entries, gt, ids, predictor.spec)

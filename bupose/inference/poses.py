@@ -52,6 +52,33 @@ class Poses:
     def empty(cls, num_keypoints: int) -> Poses:
         return cls(np.zeros((0, num_keypoints, 3), np.float32), np.zeros((0,), np.float32))
 
+    def draw(self, image: np.ndarray, spec: Any = None, min_score: float = 0.0,
+             joint_threshold: float = 0.0) -> np.ndarray:
+        """A copy of ``image`` with the people drawn, each in its own colour with its score.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, the frame of the keypoints.
+            spec: the ``KeypointSpec`` (skeleton; left limbs darker than right ones); default
+                the built-in spec of K keypoints (17 COCO, 14 CrowdPose, 16 MPII).
+            min_score: people with a lower score are not drawn.
+            joint_threshold: joints with a value <= this are not drawn (0: joints not found).
+
+        Returns:
+            (H, W, 3) uint8 RGB.
+        """
+        from bupose.viz.draw import draw_poses
+
+        if spec is None:
+            from bupose.models import default_spec
+
+            spec = default_spec(self.num_keypoints)
+            if spec is None:
+                raise ValueError(f"no built-in spec has {self.num_keypoints} keypoints: "
+                                 "pass spec=")
+        keep = self.scores >= min_score
+        return draw_poses(image, self.keypoints[keep], spec, scores=self.scores[keep],
+                          threshold=joint_threshold)
+
     def to_coco(
         self, image_id: int, category_id: int = 1, file_name: str | None = None
     ) -> list[dict[str, Any]]:
