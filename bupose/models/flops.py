@@ -8,15 +8,19 @@
   the true count), for every ``nn.Linear`` ``output.numel() * input.size(1)`` (on (B, N, C)
   tokens that is the token count N, not the input features: the fusion model's 330.5 G).
 
-Counting runs the model on the meta device (shapes only, no arithmetic), so it takes well
-under a second per model; results are cached per process.
+Counting runs the model on the meta device (shapes only, no arithmetic), about a second per
+model; results are cached per process, and the registered models' costs are also stored in
+``bupose/resources/model_costs.json`` (``write_cost_cache``) so that ``bupose models`` is
+instant.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -86,13 +90,32 @@ def count_cost(model: nn.Module, input_size: int | tuple[int, int]) -> ModelCost
     return ModelCost(params, true_total / 1e9, paper_total / 1e9)
 
 
-@functools.cache
-def registered_cost(name: str, input_size: int | tuple[int, int] | None = None,
-                    num_keypoints: int | None = None) -> ModelCost:
-    """``count_cost`` of a registered model built on the meta device (fast; cached).
+# Costs of the registered models at their own input size and K, so that `bupose models` needs
+# no forward passes (hourglass-104 and the CAL models take seconds on the meta device). An
+# entry is used only while its fingerprint (defaults, input size, builder) matches the
+# registry; tests/models/test_flops.py checks the numbers; refresh with write_cost_cache().
+COST_CACHE = Path(__file__).resolve().parents[1] / "resources" / "model_costs.json"
 
-    ``num_keypoints`` None: the entry's own K (17, MPII models 16); ``input_size`` None: the
-    entry's (S or (h, w))."""
+
+def _fingerprint(name: str) -> str:
+    from bupose.models import MODELS
+
+    entry = MODELS.get(name)
+    return json.dumps({"defaults": entry.defaults, "input_size": entry.input_size,
+                       "builder": entry.builder.__qualname__}, sort_keys=True, default=str)
+
+
+@functools.cache
+def _cached_costs() -> dict[str, Any]:
+    try:
+        return dict(json.loads(COST_CACHE.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def compute_registered_cost(name: str, input_size: int | tuple[int, int] | None = None,
+                            num_keypoints: int | None = None) -> ModelCost:
+    """``count_cost`` of a registered model built on the meta device (never cached)."""
     from bupose.models import MODELS
 
     entry = MODELS.get(name)
@@ -100,3 +123,36 @@ def registered_cost(name: str, input_size: int | tuple[int, int] | None = None,
     with torch.device("meta"):
         model = entry.build(**kwargs)
     return count_cost(model, input_size or entry.input_size)
+
+
+@functools.cache
+def registered_cost(name: str, input_size: int | tuple[int, int] | None = None,
+                    num_keypoints: int | None = None) -> ModelCost:
+    """``count_cost`` of a registered model (cached per process; at the entry's own input
+    size and K also read from ``COST_CACHE`` when its fingerprint is current).
+
+    ``num_keypoints`` None: the entry's own K (17, MPII models 16); ``input_size`` None: the
+    entry's (S or (h, w))."""
+    if input_size is None and num_keypoints is None:
+        hit = _cached_costs().get(name)
+        if hit is not None and hit.get("fingerprint") == _fingerprint(name):
+            return ModelCost(int(hit["params"]), float(hit["gmacs"]),
+                             float(hit["gflops_paper"]))
+    return compute_registered_cost(name, input_size, num_keypoints)
+
+
+def write_cost_cache(path: Path = COST_CACHE) -> dict[str, Any]:
+    """Recompute every registered model's cost and write ``path`` (atomically)."""
+    from bupose.models import MODELS
+    from bupose.utils.io import atomic_write_bytes
+
+    table = {}
+    for name in MODELS.names():
+        cost = compute_registered_cost(name)
+        table[name] = {"params": cost.params, "gmacs": cost.gmacs,
+                       "gflops_paper": cost.gflops_paper, "fingerprint": _fingerprint(name)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(table, indent=1) + "\n").encode())
+    _cached_costs.cache_clear()
+    registered_cost.cache_clear()
+    return table

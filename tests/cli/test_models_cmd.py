@@ -35,6 +35,28 @@ def test_models_json_subprocess() -> None:
     assert rows["higherhrnet_w32_davit_512"]["gflops_paper"] == pytest.approx(330.5, abs=0.01)
 
 
+def test_models_rows_of_new_families() -> None:
+    from bupose.cli.models_cmd import rows
+
+    table = {r["name"]: r for r in rows()}
+    hg = table["simplepose_hg104"]
+    assert (hg["family"], hg["input_size"], hg["params"]) == ("offsets", 640, 187_728_622)
+    cal = table["cal_hrnet_w48_128x96"]
+    assert (cal["family"], cal["input_size"], cal["params"]) == ("topdown", [128, 96],
+                                                                 117_211_683)
+    assert table["higherhrnet_w32_512"]["family"] == "ae"
+    assert table["cal_hrnet_w32_256x256_mpii"]["params"] == 49_314_032  # K = 16
+
+
+def test_models_table_prints_h_x_w(capsys: pytest.CaptureFixture[str]) -> None:
+    from bupose.cli.models_cmd import run
+
+    assert run(argparse.Namespace(json=False)) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines()
+                if ln.startswith("cal_hrnet_w32_64x48 "))
+    assert "64x48" in line and "17,846,739" in line
+
+
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_model_args(parser)

@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from bupose.models.flops import count_cost, registered_cost
+from bupose.models import MODELS
+from bupose.models.flops import (
+    COST_CACHE,
+    _fingerprint,
+    compute_registered_cost,
+    count_cost,
+    registered_cost,
+)
 from tests.conftest import FIXTURES, require
 
 
@@ -66,3 +73,40 @@ def test_conventions_by_hand() -> None:
     fc_paper = 256 * 5 * 256  # output numel x input.size(1) = N tokens
     assert cost.gflops_paper * 1e9 == pytest.approx(conv + up_paper + fc_paper)
     assert cost.params == (4 * 27 + 4) + 4 * 2 * 16 + (2 * 5 + 5)
+
+
+def _check_cached(names: list[str]) -> None:
+    cached = json.loads(COST_CACHE.read_text())
+    for name in names:
+        hit = cached[name]
+        fresh = compute_registered_cost(name)
+        assert hit["params"] == fresh.params, name
+        assert hit["gmacs"] == pytest.approx(fresh.gmacs, rel=1e-12), name
+        assert hit["gflops_paper"] == pytest.approx(fresh.gflops_paper, rel=1e-12), name
+
+
+def test_cost_cache_is_current() -> None:
+    """`bupose models` reads bupose/resources/model_costs.json: every registered model is there
+    with a current fingerprint; one model per family is recounted (all: the slow test).
+    When stale: ``python -c "from bupose.models.flops import write_cost_cache as w; w()"``."""
+    cached = json.loads(COST_CACHE.read_text())
+    assert set(cached) == set(MODELS.names())
+    for name, hit in cached.items():
+        assert hit["fingerprint"] == _fingerprint(name), name
+    _check_cached(["higherhrnet_tiny", "simplepose_hg104", "cal_hrnet_small_64x48"])
+
+
+@pytest.mark.slow
+def test_cost_cache_all_models() -> None:
+    _check_cached(MODELS.names())
+
+
+def test_top_down_cost_uses_h_w() -> None:
+    """(h, w) inputs: a 64x48 crop costs less than 64x64 with the same parameters; a 128x256
+    hourglass input costs half of 256x256."""
+    tall = compute_registered_cost("cal_hrnet_small_64x48")
+    assert tall == registered_cost("cal_hrnet_small_64x48")
+    square = compute_registered_cost("cal_hrnet_small_64x48", input_size=(64, 64))
+    assert tall.params == square.params and tall.gmacs < square.gmacs
+    hg = compute_registered_cost("simplepose_hg_small", input_size=(128, 256))
+    assert hg.gmacs == pytest.approx(registered_cost("simplepose_hg_small").gmacs / 2, rel=0.02)
