@@ -24,6 +24,7 @@ from torch import nn
 
 from bupose.errors import CheckpointError, ConfigError
 from bupose.models.keymap import StateDict, _indices
+from bupose.models.official_cal_config import RELEASED_TEST
 from bupose.models.posenet import ModelMeta
 
 FAMILY_LAYOUTS = {"offsetguided": "offsets", "cal": "topdown"}
@@ -122,7 +123,8 @@ def build_for_family(state: StateDict, path: Path, layout: str | None,
     ``with_scale=False`` in ``model_kwargs`` drops the scale head (as the official evaluation
     does); by default the file's heads are kept. CAL: ``config`` = the official yaml
     (architecture, crop size, TEST settings); without it the architecture comes from the
-    shapes and the crop size from the matching registered model.
+    shapes, and the crop size and (for a released architecture) the TEST settings from the
+    matching registered model's released yaml (``official_cal_config.RELEASED_TEST``).
     """
     from bupose.models import create_model
     from bupose.models.zoo import match_registered
@@ -153,5 +155,7 @@ def build_for_family(state: StateDict, path: Path, layout: str | None,
         net = create_model(name, **kwargs)
     except (TypeError, ValueError, ConfigError) as e:
         raise CheckpointError(f"{path}: cannot build the model it needs: {e}") from None
-    net.meta = replace(net.meta, source="official")
+    # released weights without their yaml: that yaml's TEST settings (w48: LOCREF_STDEV 1.0)
+    test = RELEASED_TEST.get(name, {}) if not kwargs else {}
+    net.meta = replace(net.meta, source="official", test=dict(test))
     return net, state

@@ -150,3 +150,20 @@ def read_cal_config(path: str | os.PathLike) -> CalConfig:
         input_size=_size_hw(_get(cfg, "MODEL.IMAGE_SIZE", path, [256, 256]),
                             "MODEL.IMAGE_SIZE", path),
         spec_name=_DATASET_SPECS.get(dataset), test=test, train=train, rules=rules, raw=cfg)
+
+
+# TEST settings (+ DATASET.LOCREF_STDEV) of the released yamls, for official weights loaded
+# without their yaml (matched to a registered model by architecture). COCO yamls: GT boxes,
+# flip, thresholds 0.0 / 0.2 / 0.9, blur kernel 3 at 64x48 and W32-128x96 (else 11); the W48
+# and MPII yamls omit LOCREF_STDEV (default 1.0); the MPII yamls set only flip / post-process.
+_COCO_TEST = {**CAL_TEST_DEFAULTS, "flip_test": True, "post_process": True, "use_gt_bbox": True,
+              "image_thre": 0.0, "nms_thre": 1.0, "oks_thre": 0.9, "in_vis_thre": 0.2}
+_MPII_TEST = {**CAL_TEST_DEFAULTS, "flip_test": True, "post_process": True}
+RELEASED_TEST: dict[str, dict[str, Any]] = {
+    "cal_hrnet_w32_64x48": {**_COCO_TEST, "blur_kernel": 3, "locref_stdev": 1.5},
+    "cal_hrnet_w48_64x48": {**_COCO_TEST, "locref_stdev": 1.0},
+    "cal_hrnet_w32_128x96": {**_COCO_TEST, "blur_kernel": 3, "locref_stdev": 1.5},
+    "cal_hrnet_w48_128x96": {**_COCO_TEST, "locref_stdev": 1.0},
+    "cal_hrnet_w32_256x256_mpii": {**_MPII_TEST, "locref_stdev": 1.0},
+    "cal_hrnet_w48_256x256_mpii": {**_MPII_TEST, "locref_stdev": 1.0},
+}

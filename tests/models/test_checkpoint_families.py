@@ -17,7 +17,7 @@ import bupose
 from bupose.errors import CheckpointError, ConfigError
 from bupose.models import MODELS, create_model, model_family, save_checkpoint
 from bupose.models.checkpoint import model_from_official_config
-from bupose.models.checkpoint_families import infer_cal, infer_simplepose
+from bupose.models.checkpoint_families import build_for_family, infer_cal, infer_simplepose
 from bupose.models.zoo import match_registered
 from tests.conftest import SHARED, require
 
@@ -206,3 +206,16 @@ def test_round_trip_of_new_families(tmp_path: Path, suffix: str) -> None:
     og_again = bupose.load_checkpoint(tmp_path / f"og{suffix}")
     assert og_again.meta.kwargs == og.meta.kwargs and og_again.with_scale
     _assert_og_maps(_og_forward(og_again))
+
+
+@pytest.mark.parametrize("name, locref", [("cal_hrnet_w32_64x48", 1.5),
+                                          ("cal_hrnet_w48_64x48", 1.0)])
+def test_released_cal_weights_without_yaml_get_its_test_settings(name: str,
+                                                                 locref: float) -> None:
+    with torch.device("meta"):
+        state = MODELS.get(name).build().state_dict()
+    net, _ = build_for_family(state, Path("w.pth"), "cal", None, None, {})
+    assert net.meta.name == name and net.meta.input_size == (64, 48)
+    test = net.meta.test
+    assert (test["locref_stdev"], test["in_vis_thre"], test["oks_thre"]) == (locref, 0.2, 0.9)
+    assert test["flip_test"] and test["use_gt_bbox"]
