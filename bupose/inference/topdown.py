@@ -79,9 +79,14 @@ class TopDownMaps:
 
 
 def _test_value(model: torch.nn.Module, key: str) -> Any:
+    """A test setting: the model's ``meta.test``, else its released yaml's (registered CAL
+    models), else the W32-64x48 yaml's."""
+    from bupose.models.official_cal_config import RELEASED_TEST
+
     meta = getattr(model, "meta", None)
     test = {str(k).lower(): v for k, v in (getattr(meta, "test", None) or {}).items()}
-    return test.get(key, DEFAULT_TEST.get(key))
+    released = RELEASED_TEST.get(str(getattr(meta, "name", "")), {})
+    return test.get(key, released.get(key, DEFAULT_TEST.get(key)))
 
 
 class TopDownPredictor:
@@ -93,7 +98,8 @@ class TopDownPredictor:
         input_size_hw: crop (h, w) px; default ``model.meta.input_size``.
         locref_stdev, in_vis_thre, oks_thre, flip: default ``model.meta.test`` (official yaml:
             DATASET.LOCREF_STDEV, TEST.IN_VIS_THRE, TEST.OKS_THRE, TEST.FLIP_TEST), else the
-            W32-64x48 yaml's values (1.5, 0.2, 0.9, True).
+            released yaml of the registered model, else the W32-64x48 yaml's values (1.5, 0.2,
+            0.9, True).
         batch_size: crops per forward pass (with flip, the flipped copies join the same pass).
         device: where to run the model (default: the model's device).
     """

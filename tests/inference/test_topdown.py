@@ -181,3 +181,19 @@ def _coco_spec():  # noqa: ANN202
     return get_spec("coco17")
 
 
+
+
+def test_settings_flag_over_meta_over_released_yaml(tiny: torch.nn.Module) -> None:
+    from bupose.models import create_model
+
+    w48 = create_model("cal_hrnet_w48_64x48")  # its released yaml omits LOCREF_STDEV (1.0)
+    assert TopDownPredictor(w48, w48.meta.spec).params.locref_stdev == 1.0
+    meta = tiny.meta
+    tiny.meta = type(meta)(meta.name, meta.kwargs, meta.spec, meta.input_size,
+                           {"LOCREF_STDEV": 2.0, "oks_thre": 0.5, "flip_test": False})
+    try:
+        predictor = TopDownPredictor(tiny, tiny.meta.spec, oks_thre=0.7)
+        assert (predictor.params.locref_stdev, predictor.params.oks_thre) == (2.0, 0.7)
+        assert predictor.flip is False and predictor.params.in_vis_thre == 0.2
+    finally:
+        tiny.meta = meta
