@@ -23,7 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from bupose.errors import CheckpointError, ConfigError
-from bupose.models.checkpoint_families import FAMILY_LAYOUTS, build_for_family, family_layout
+from bupose.models.checkpoint_families import (
+    FAMILY_LAYOUTS,
+    backbone_family,
+    build_for_family,
+    family_layout,
+    load_family_backbone,
+)
 from bupose.models.keymap import (
     CLASSIFICATION_ROOTS,
     StateDict,
@@ -345,7 +351,7 @@ def load_backbone_weights(model: PoseNet, path: str | os.PathLike,
     classifier) and the fuse layers of a multi-scale last stage-4 module (the pose model keeps
     only its stride-4 output). A fusion model's DaViT branch and fusion convs stay initialised
     when the file lacks them. Every other key must be present with its shape, else
-    CheckpointError.
+    CheckpointError. SimplePose and CAL networks: ``checkpoint_families.load_family_backbone``.
 
     Returns:
         {"loaded": model keys copied, "ignored": file keys not used, "kept": model keys left
@@ -356,6 +362,8 @@ def load_backbone_weights(model: PoseNet, path: str | os.PathLike,
     path = Path(path)
     obj, _ = read_file(path)
     original = _state_dict_of(obj, path)
+    if backbone_family(model) is not None:  # SimplePose / CAL: see load_family_backbone
+        return load_family_backbone(model, original, path, include_head)
     layout = detect_layout(original)
     state = to_bupose(original, layout)
     roots = ("backbone.", "head.") if include_head else ("backbone.",)

@@ -159,3 +159,60 @@ def build_for_family(state: StateDict, path: Path, layout: str | None,
     test = RELEASED_TEST.get(name, {}) if not kwargs else {}
     net.meta = replace(net.meta, source="official", test=dict(test))
     return net, state
+
+
+# Modules the official CAL training initialises from ImageNet HRNet (PRETRAINED_LAYERS of
+# every released yaml): the shared trunk and the heatmap branch's stage 4; the offset copy
+# (transition3_om, stage4_om) and both heads start from scratch.
+CAL_PRETRAINED_ROOTS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
+                        "transition2", "stage3", "transition3", "stage4")
+_HOURGLASS_ROOTS = ("pre", "kps", "cnvs", "inters", "inters_", "cnvs_")
+
+
+def backbone_family(model: nn.Module) -> str | None:
+    """"offsets" / "topdown" for a SimplePose / CAL network, None for other models."""
+    from bupose.models.cal_hrnet import CALHRNet
+    from bupose.models.hourglass import SimplePoseNet
+
+    if isinstance(model, SimplePoseNet):
+        return "offsets"
+    return "topdown" if isinstance(model, CALHRNet) else None
+
+
+def load_family_backbone(model: nn.Module, original: StateDict, path: Path,
+                         include_head: bool = False) -> dict[str, list[str]]:
+    """Initialise a SimplePose / CAL network for training from a file's weights.
+
+    SimplePose: the hourglass basenet from an OffsetGuided checkpoint or a bare hourglass file
+    (``hourglass_104_renamed.pth``: keys ``pre.* / kps.*`` without ``basenet.``); with
+    ``include_head`` also ``headnets.*``. CAL: ``CAL_PRETRAINED_ROOTS`` from ImageNet HRNet
+    weights or any CAL checkpoint (with ``include_head``: every key of the model). File keys
+    the model lacks (e.g. the stride-32 branch of ImageNet stage 4 for the 3-branch 64x48
+    models, the classification head) are ignored, as the official non-strict load does; every
+    model key under those roots must be present with its shape, else CheckpointError.
+
+    Returns:
+        {"loaded": model keys copied, "ignored": file keys not used, "kept": model keys left
+        as initialised}.
+    """
+    from bupose.models.checkpoint import check_state_dict
+
+    own = model.state_dict()
+    if backbone_family(model) == "offsets":
+        state = {(f"basenet.{k}" if k.split(".", 1)[0] in _HOURGLASS_ROOTS else k): v
+                 for k, v in original.items()}
+        roots: tuple[str, ...] = ("basenet.", "headnets.") if include_head else ("basenet.",)
+
+        def wanted(key: str) -> bool:
+            return key.startswith(roots)
+    else:
+        state = dict(original)
+
+        def wanted(key: str) -> bool:
+            return include_head or key.split(".", 1)[0] in CAL_PRETRAINED_ROOTS
+
+    load = {k: v for k, v in state.items() if wanted(k) and k in own}
+    check_state_dict(model, load, path, "model's backbone", {k for k in own if wanted(k)})
+    model.load_state_dict(load, strict=False)
+    return {"loaded": sorted(load), "ignored": [k for k in state if k not in load],
+            "kept": [k for k in own if k not in load]}

@@ -219,3 +219,57 @@ def test_released_cal_weights_without_yaml_get_its_test_settings(name: str,
     test = net.meta.test
     assert (test["locref_stdev"], test["in_vis_thre"], test["oks_thre"]) == (locref, 0.2, 0.9)
     assert test["flip_test"] and test["use_gt_bbox"]
+
+
+def _imagenet_hrnet(width: int) -> dict[str, torch.Tensor]:
+    """ImageNet HRNet layout: 4-branch multi-scale stage 4 and a classification head."""
+    from bupose.models.hrnet import HRNet, hrnet_stages
+
+    torch.manual_seed(2)
+    net = HRNet(hrnet_stages(width, 1, (1, 1, 2)), multi_scale_output=True)
+    for p in net.parameters():
+        torch.nn.init.normal_(p)
+    state = dict(net.state_dict())
+    state["classifier.weight"] = torch.zeros(1000, 2048)
+    return state
+
+
+@pytest.mark.parametrize("branches", [3, 4])
+def test_cal_training_starts_from_imagenet_hrnet(tmp_path: Path, branches: int) -> None:
+    from bupose.models.checkpoint import load_backbone_weights
+
+    state = _imagenet_hrnet(16)
+    torch.save(state, tmp_path / "hrnet_w16.pth")
+    model = create_model("cal_hrnet_small_64x48", num_blocks=1, num_modules=[1, 1, 2],
+                         stage4_branches=branches)
+    om_before = model.stage4_om[0].branches[0][0].conv1.weight.clone()
+    report = load_backbone_weights(model, tmp_path / "hrnet_w16.pth")
+    for key in ("conv1.weight", "stage3.0.branches.2.0.conv1.weight",
+                "stage4.1.branches.0.0.conv2.weight", "stage4.1.fuse_layers.0.2.0.weight"):
+        assert torch.equal(model.state_dict()[key], state[key]), key
+    assert torch.equal(model.stage4_om[0].branches[0][0].conv1.weight, om_before)
+    assert "classifier.weight" in report["ignored"]
+    assert ("stage4.0.branches.3.0.conv1.weight" in report["ignored"]) == (branches == 3)
+    assert all(k.startswith(("transition3_om", "stage4_om", "head_")) or "num_batches" in k
+               for k in report["kept"])
+    wide = create_model("cal_hrnet_small_64x48", width=32, num_blocks=1, num_modules=[1, 1, 2])
+    with pytest.raises(CheckpointError, match="backbone[\\s\\S]*shape mismatches"):
+        load_backbone_weights(wide, tmp_path / "hrnet_w16.pth")
+
+
+def test_simplepose_training_starts_from_a_bare_hourglass(tmp_path: Path) -> None:
+    from bupose.models.checkpoint import load_backbone_weights
+
+    state = _og_state()
+    bare = {k[len("basenet."):]: v for k, v in state.items() if k.startswith("basenet.")}
+    torch.save({"epoch": 0, "train_loss": 0.0, "model_state_dict": bare},
+               tmp_path / "hourglass_renamed.pth")
+    kwargs = {"dims": [8, 8, 12, 12, 12, 16], "cnv_dim": 8, "stem_channels": 8}
+    model = create_model("simplepose_hg104", with_scale=True, **kwargs)
+    report = load_backbone_weights(model, tmp_path / "hourglass_renamed.pth")
+    assert torch.equal(model.basenet.kps[1].low3[1].conv1.weight,
+                       state["basenet.kps.1.low3.1.conv1.weight"])
+    assert all(k.startswith("headnets.") or "num_batches" in k for k in report["kept"])
+    full = create_model("simplepose_hg104", with_scale=True, **kwargs)
+    load_backbone_weights(full, require(OG / "tiny_checkpoint.pth"), include_head=True)
+    _assert_og_maps(_og_forward(full.eval()))
