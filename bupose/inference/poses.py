@@ -52,12 +52,12 @@ class Poses:
     def empty(cls, num_keypoints: int) -> Poses:
         return cls(np.zeros((0, num_keypoints, 3), np.float32), np.zeros((0,), np.float32))
 
-    def draw(self, image: np.ndarray, spec: Any = None, min_score: float = 0.0,
+    def draw(self, image: Any, spec: Any = None, min_score: float = 0.0,
              joint_threshold: float = 0.0) -> np.ndarray:
         """A copy of ``image`` with the people drawn, each in its own colour with its score.
 
         Args:
-            image: (H, W, 3) uint8 RGB, the frame of the keypoints.
+            image: (H, W, 3) uint8 RGB, the frame of the keypoints, or its file path.
             spec: the ``KeypointSpec`` (skeleton; left limbs darker than right ones); default
                 the built-in spec of K keypoints (17 COCO, 14 CrowdPose, 16 MPII).
             min_score: people with a lower score are not drawn.
@@ -66,6 +66,7 @@ class Poses:
         Returns:
             (H, W, 3) uint8 RGB.
         """
+        from bupose.inference.pretrained import as_image
         from bupose.viz.draw import draw_poses
 
         if spec is None:
@@ -76,7 +77,7 @@ class Poses:
                 raise ValueError(f"no built-in spec has {self.num_keypoints} keypoints: "
                                  "pass spec=")
         keep = self.scores >= min_score
-        return draw_poses(image, self.keypoints[keep], spec, scores=self.scores[keep],
+        return draw_poses(as_image(image), self.keypoints[keep], spec, scores=self.scores[keep],
                           threshold=joint_threshold)
 
     def to_coco(

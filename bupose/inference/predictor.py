@@ -14,6 +14,7 @@ As in ``valid.py``, the ``center``/``scale`` used for back-projection are those 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -235,9 +236,38 @@ class Predictor:
         """Group decoder inputs into people, in image pixels when center/scale are set."""
         return decode_maps(inputs, self.decoder, self.params, self.spec.joint_order)
 
-    def __call__(self, image: np.ndarray) -> Poses:
-        """(H, W, 3) uint8 RGB image -> Poses in image pixels."""
-        return self.decode(self.maps(image))
+    def __call__(self, image: np.ndarray | str | os.PathLike) -> Poses:
+        """(H, W, 3) uint8 RGB image, or an image file path -> Poses in image pixels."""
+        from bupose.inference.pretrained import as_image
+
+        return self.decode(self.maps(as_image(image)))
+
+    def predict_batch(self, images: Sequence[np.ndarray | str | os.PathLike]) -> list[Poses]:
+        """Poses of each image (arrays or paths), in order; one forward pass per image and
+        scale (bottom-up inputs differ in size)."""
+        return [self(image) for image in images]
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None,
+                        device: torch.device | str | None = None, spec: KeypointSpec | None = None,
+                        config: str | os.PathLike | None = None, **options: Any) -> Predictor:
+        """A ready predictor for a released or shipped model.
+
+        Args:
+            name_or_path: None or "default" (the model shipped with bupose, trained on synthetic
+                figures), a zoo name (``bupose models --zoo``; downloaded and cached), an
+                http(s) URL, or a checkpoint file.
+            device: where to run (default cpu).
+            spec: keypoint spec overriding the checkpoint's.
+            config: the official experiment YAML of an official HigherHRNet checkpoint file.
+            **options: test settings over the checkpoint's (``bupose.inference.settings``
+                keys: decoder, flip, scales, input_size, detection_threshold, tag_threshold ...).
+        """
+        from bupose.inference.pretrained import load_pretrained
+
+        model = load_pretrained(name_or_path, spec=spec, config=config)
+        model.to(device or "cpu").eval()
+        return cls(model, settings=settings_for_model(model, **options), device=device)
 
 
 def _check_image(image: np.ndarray) -> None:
