@@ -1,4 +1,6 @@
-"""``bupose eval``: score a results file against its ground truth and print the standard table."""
+"""``bupose eval``: score a results file against its ground truth and print the standard table;
+with ``--checkpoint CKPT --images DIR`` the results are first predicted by the model
+(``bupose.cli.eval_checkpoint``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from bupose.errors import ConfigError
 from bupose.evaluation import (
     EvaluationWarning,
     evaluate_pckh,
@@ -29,10 +32,11 @@ def add_parser(subparsers: Any) -> None:
             "Score a results file against its ground truth and print the standard table. "
             "COCO: pycocotools keypoint AP (maxDets 20). CrowdPose: the official crowdposetools "
             "statistics (xtcocotools 'keypoints_crowd' semantics). MPII: PCKh@0.5 and @0.1 with "
-            "the official head-box normalisation."
+            "the official head-box normalisation. With --checkpoint and --images, a model is "
+            "evaluated on the ground truth's images instead of a results file."
         ),
     )
-    parser.add_argument("--results", required=True, metavar="RESULTS",
+    parser.add_argument("--results", default=None, metavar="RESULTS",
                         help="results JSON (COCO-style entries; MPII: JSON list or .npy array)")
     parser.add_argument("--annotations", required=True, metavar="GT",
                         help="ground truth: COCO-style JSON, or the MPII PCKh .mat file")
@@ -46,10 +50,15 @@ def add_parser(subparsers: Any) -> None:
                         help="also write the statistics to this JSON file (atomically)")
     parser.add_argument("--one-based", action="store_true",
                         help="MPII: predictions are already in MATLAB 1-based pixels (no +1)")
+    from bupose.cli.eval_checkpoint import add_checkpoint_args
+
+    add_checkpoint_args(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.results is None) == (args.checkpoint is None):
+        raise ConfigError("give either --results RESULTS or --checkpoint CKPT --images DIR")
     kind = args.kind
     if kind is None and Path(args.annotations).suffix.lower() == ".mat":
         kind = "mpii"
@@ -64,14 +73,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"bupose eval: warning: {warning.message}", file=sys.stderr)
     print(table)
     if args.json:
-        payload = {"results": str(args.results), "annotations": str(args.annotations), **payload}
+        source = {"results": str(args.results)} if args.results else {
+            "checkpoint": str(args.checkpoint), "images": str(args.images)}
+        payload = {**source, "annotations": str(args.annotations), **payload}
         atomic_write_json(args.json, payload, indent=2)
         print(f"wrote {args.json}")
     return 0
 
 
 def _run_keypoints(args: argparse.Namespace, kind: str | None) -> tuple[str, dict[str, Any]]:
-    evaluation = score_keypoints(args.results, args.annotations, kind, args.spec)
+    results, annotations = args.results, args.annotations
+    if args.checkpoint is not None:
+        from bupose.cli.eval_checkpoint import predict_dataset
+
+        results, annotations = predict_dataset(args)
+    evaluation = score_keypoints(results, annotations, kind, args.spec)
     payload = {
         "kind": evaluation.kind,
         "spec": evaluation.spec.name,
@@ -84,6 +100,9 @@ def _run_keypoints(args: argparse.Namespace, kind: str | None) -> tuple[str, dic
 
 
 def _run_mpii(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.checkpoint is not None:
+        raise ConfigError("--checkpoint evaluates COCO-format ground truth; for MPII PCKh run "
+                          "the model first and pass --results")
     gt = load_mpii_ground_truth(args.annotations)
     stats = evaluate_pckh(args.results, gt, one_based=args.one_based)
     num_persons = len(gt.positions)
