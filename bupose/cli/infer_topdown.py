@@ -125,22 +125,11 @@ def build_topdown_predictor(args: argparse.Namespace, model: Any) -> Any:
 
 def run_topdown(args: argparse.Namespace, model: Any) -> int:
     """``bupose infer`` for a top-down model (module docstring)."""
-    import torch
-    from tqdm import tqdm
-
     from bupose.cli.infer_cmd import _check_unique_stems, collect_images, image_ids
     from bupose.evaluation.results import write_coco_results
-    from bupose.models import model_family
-    from bupose.utils.io import read_image, read_json
+    from bupose.utils.io import read_json
 
-    if model_family(model) != "topdown":
-        raise ConfigError(f"--boxes is for top-down models; {model.meta.name!r} is a "
-                          f"{model_family(model)!r} model")
-    if args.boxes is None:
-        raise ConfigError(f"model {model.meta.name!r} is top-down: give person boxes with "
-                          "--boxes gt --annotations GT.json or --boxes DETS.json")
-    if args.boxes == "gt" and args.annotations is None:
-        raise ConfigError("--boxes gt needs --annotations GT.json")
+    _check_request(args, model)
     images = collect_images(args.images)
     if args.save_maps or args.draw:
         _check_unique_stems(images)
@@ -153,8 +142,43 @@ def run_topdown(args: argparse.Namespace, model: Any) -> int:
     boxes = _boxes(args, gt, model)
     predictor = build_topdown_predictor(args, model)
     model.to(args.device).eval()
+    entries = _infer_images(args, predictor, images, ids, boxes)
+    entries = official_order(entries, _image_rank(args, gt, boxes))
+    if args.json:
+        write_coco_results(args.json, entries)
+    print(f"{len(images)} images, {len(entries)} people"
+          + (f"; results: {args.json}" if args.json else ""), file=sys.stderr)
+    if gt is not None:
+        _print_scores(entries, gt, ids, predictor.spec)
+    return 0
+
+
+def _check_request(args: argparse.Namespace, model: Any) -> None:
+    from bupose.models import model_family
+
+    if model_family(model) != "topdown":
+        raise ConfigError(f"--boxes is for top-down models; {model.meta.name!r} is a "
+                          f"{model_family(model)!r} model")
+    if args.boxes is None:
+        raise ConfigError(f"model {model.meta.name!r} is top-down: give person boxes with "
+                          "--boxes gt --annotations GT.json or --boxes DETS.json")
+    if args.boxes == "gt" and args.annotations is None:
+        raise ConfigError("--boxes gt needs --annotations GT.json")
+
+
+def _infer_images(
+    args: argparse.Namespace, predictor: Any, images: list[Path], ids: list[int],
+    boxes: dict[int, tuple[Any, Any]],
+) -> list[dict[str, Any]]:
+    """Per image: crops of its boxes, forward, decoding; the official result entries (+
+    ``file_name``), and the ``--save-maps`` / ``--draw`` files."""
+    import torch
+    from tqdm import tqdm
+
+    from bupose.inference.topdown import poses_of
+    from bupose.utils.io import read_image
+
     entries: list[dict[str, Any]] = []
-    people = 0
     with torch.inference_mode():
         for path, image_id in zip(tqdm(images, desc="infer", unit="img"), ids):
             image = read_image(path)
@@ -163,21 +187,10 @@ def run_topdown(args: argparse.Namespace, model: Any) -> int:
             if args.save_maps:
                 _save_maps(args.save_maps / f"{path.stem}.npz", maps, path.name)
             decoded = predictor.decode(maps)
-            results = decoded.results()
-            people += len(results)
-            entries.extend(dict(r, file_name=path.name) for r in results)
+            entries.extend(dict(r, file_name=path.name) for r in decoded.results())
             if args.draw:
-                from bupose.inference.topdown import poses_of
-
                 _draw(args.draw / f"{path.stem}.jpg", image, poses_of(decoded), predictor.spec)
-    entries = official_order(entries, _image_rank(args, gt, boxes))
-    if args.json:
-        write_coco_results(args.json, entries)
-    print(f"{len(images)} images, {people} people"
-          + (f"; results: {args.json}" if args.json else ""), file=sys.stderr)
-    if gt is not None:
-        _print_scores(entries, gt, ids, predictor.spec)
-    return 0
+    return entries
 
 
 def _boxes(args: argparse.Namespace, gt: Any, model: Any) -> dict[int, tuple[Any, Any]]:

@@ -311,10 +311,18 @@ def decode_cal(
     areas = np.prod(scale32 * np.float32(PIXEL_STD), axis=1).astype(np.float64)
     ids = np.asarray(image_id, np.int64).reshape(-1)
     out = CalDecoded(coords, maxvals, keypoints, scores, boxes, center32, scale32, areas, ids)
-    sigmas = np.asarray(spec.sigmas, np.float64)
-    for img in dict.fromkeys(ids.tolist()):
-        members = np.flatnonzero(ids == img)
-        keep = oks_nms(keypoints[members], scores[members], areas[members], params.oks_thre,
-                       sigmas)
-        out.nms.append((int(img), members, keep))
+    out.nms = nms_per_image(out, params.oks_thre, np.asarray(spec.sigmas, np.float64))
+    return out
+
+
+def nms_per_image(
+    decoded: CalDecoded, thresh: float, sigmas: np.ndarray
+) -> list[tuple[int, np.ndarray, list[int]]]:
+    """OKS-NMS of each image's boxes, images in order of first appearance (``CalDecoded.nms``)."""
+    out = []
+    for img in dict.fromkeys(decoded.image_id.tolist()):
+        members = np.flatnonzero(decoded.image_id == img)
+        keep = oks_nms(decoded.keypoints[members], decoded.scores[members],
+                       decoded.areas[members], thresh, sigmas)
+        out.append((int(img), members, keep))
     return out
