@@ -15,7 +15,7 @@ from bupose.errors import BuposeError
 
 # Subcommand modules, in the order `bupose --help` lists them.
 COMMANDS: tuple[str, ...] = ("data", "eval", "infer", "decode", "train", "plot", "demo", "models",
-                             "download")
+                             "download", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,8 +34,10 @@ from bupose.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from bupose.cli.common import add_model_args
+    from bupose.cli.infer_stream import add_stream_args
     from bupose.cli.infer_topdown import add_topdown_args
 
     p = subparsers.add_parser(
@@ -48,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_decoder_args(p)
     add_topdown_args(p)
+    add_stream_args(p)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test (default: the checkpoint's / TEST.FLIP_TEST, else on)")
     p.add_argument("--scales", type=parse_scales, default=None, metavar="S1,S2,...",
@@ -197,12 +200,16 @@ def run(args: argparse.Namespace) -> int:
         from bupose.cli.infer_topdown import run_topdown
 
         return run_topdown(args, model_from_args(args))
+    from bupose.cli.infer_stream import infer_model, run_stream, wants_stream
+
+    if wants_stream(args):  # videos, webcams, globs, --batch, --track, torchrun (infer_stream)
+        return run_stream(args)
     images = collect_images(args.images)
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)
     if args.save_maps or args.draw or args.show_maps:
         _check_unique_stems(images)
-    model = model_from_args(args, use_default=True)
+    model = infer_model(args)  # --onnx FILE, else the model arguments
     from bupose.models import model_family
 
     if model_family(model) == "topdown":
