@@ -118,6 +118,7 @@ class DataCfg:
     max_scale: float = 1.5
     max_translate: float = 40.0
     flip_prob: float = 0.5
+    augment: str = "higherhrnet"  # crop/translation rule: "higherhrnet" or "mmpose" (HAE, §3.3)
     workers: int = 2
     synth: SynthCfg = field(default_factory=SynthCfg)
     topdown: TopDownCfg = field(default_factory=TopDownCfg)
@@ -149,10 +150,13 @@ class LossCfg:
         tag_loss: "ae" (associative embedding), "hae" (hierarchical groups) or "none".
         pull_weight / push_weight: AE factors (0.001 in every reference recipe).
         ae_type: push form, "exp" (official) or "max" (hinge max(0, 1 - |h_i - h_j|), the
-            official AE_LOSS_TYPE alternative).
+            official AE_LOSS_TYPE alternative), or the HAE code's "exp_focal" / "exp_topk"
+            (``bupose.losses.hae``).
         groups: HAE group scheme name of the keypoint spec ("" = the spec's default).
         hae_weights: HAE (instance, keypoint-to-group, group-to-instance) pull weights (o, l, h).
         focal: focal pulling: "none", "iqr" (the HAE code's outlier ×2) or "gamma".
+        gamma: exponent of focal "gamma" (our extrapolation: w = 1 + (d / max d)^gamma; the HAE
+            code has no γ).
     """
 
     heatmap_weights: tuple[float, ...] = (1.0, 1.0)
@@ -163,6 +167,7 @@ class LossCfg:
     groups: str = ""
     hae_weights: tuple[float, float, float] = (0.0, 1.0, 1.5)
     focal: str = "none"
+    gamma: float = 2.0
     cal: CalLossCfg = field(default_factory=CalLossCfg)
 
 
@@ -272,7 +277,8 @@ class ExperimentCfg:
 CHOICES: dict[str, tuple[str, ...]] = {
     "loss.tag_loss": ("ae", "hae", "none"),
     "loss.focal": ("none", "iqr", "gamma"),
-    "loss.ae_type": ("exp", "max"),
+    "loss.ae_type": ("exp", "max", "exp_focal", "exp_topk"),
+    "data.augment": ("higherhrnet", "mmpose"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("multistep", "constant", "cosine"),
     "train.amp": ("none", "bf16", "fp16", "auto"),

@@ -2,7 +2,11 @@
 
 Training (ALGORITHMS.md §2.2, HigherHRNet ``RandomAffineTransform`` then ``RandomHorizontalFlip``):
 centre = image centre + integer shift, box side = short (or long) image side * U[min, max] scale,
-rotation U[-max_rotation, max_rotation]; every frame (the input and each output resolution) gets
+rotation U[-max_rotation, max_rotation]. Style "mmpose" (mmpose 0.25 ``BottomUpRandomAffine``,
+what HAE trains with, §3.3): the same draws, but the shift bounds come from the zoomed IMAGE
+(dx from its width, dy from its height) instead of the square box side, and the box keeps the
+image aspect (``_get_scale``: for the square frames used here, a square of the short (or long)
+zoomed side, as in HigherHRNet). Every frame (the input and each output resolution) gets
 its own affine "box -> size x size" (the same box, so output = input * size / input_size); images
 are warped bilinearly with a black border, masks of valid pixels are warped per resolution from the
 original image and re-binarised at 0.5 (outside the image = invalid). Flip: pixels mirrored,
@@ -55,8 +59,10 @@ def sample_affine_params(
     max_scale: float = 1.5,
     scale_type: str = "short",
     max_translate: float = 40.0,
+    style: str = "higherhrnet",
 ) -> AffineParams:
-    """Draw a training crop as the official ``RandomAffineTransform`` does (same draw order).
+    """Draw a training crop as the official ``RandomAffineTransform`` does (same draw order), or
+    as mmpose 0.25's ``BottomUpRandomAffine`` (``style="mmpose"``, HAE).
 
     Args:
         rng: random generator (the only source of randomness).
@@ -66,18 +72,27 @@ def sample_affine_params(
         scale_type: "short" or "long": the base side is the short or the long image side.
         max_translate: centre shift dx, dy ~ integers in [-max_translate * s, max_translate * s)
             with s the box side / 200 and bounds truncated toward zero (numpy ``randint`` with
-            float bounds), i.e. up to 0.2 of the box side for the default 40.
+            float bounds), i.e. up to 0.2 of the box side for the default 40. With
+            ``style="mmpose"`` s is the zoomed image width / 200 for dx and its height / 200
+            for dy (up to 0.2 of the zoomed image's width / height).
+        style: "higherhrnet" or "mmpose" (module docstring).
     """
     width, height = image_wh
     if scale_type not in ("short", "long"):
         raise ValueError(f"scale_type must be 'short' or 'long', got {scale_type!r}")
+    if style not in ("higherhrnet", "mmpose"):
+        raise ValueError(f"augmentation style must be 'higherhrnet' or 'mmpose', got {style!r}")
     side = min(width, height) if scale_type == "short" else max(width, height)
-    scale = side / 200 * (rng.random() * (max_scale - min_scale) + min_scale)
+    zoom = rng.random() * (max_scale - min_scale) + min_scale
+    scale = side / 200 * zoom
     rotation = (rng.random() * 2 - 1) * max_rotation
     cx, cy = width / 2, height / 2
+    bound_x = bound_y = max_translate * scale
+    if style == "mmpose":  # mmpose img_scale = (W, H) * zoom, bounds trans_factor * it / 200
+        bound_x, bound_y = max_translate * width * zoom / 200, max_translate * height * zoom / 200
     if max_translate > 0:
-        cx += _randint_like_numpy(rng, max_translate * scale)
-        cy += _randint_like_numpy(rng, max_translate * scale)
+        cx += _randint_like_numpy(rng, bound_x)
+        cy += _randint_like_numpy(rng, bound_y)
     return AffineParams(center=(cx, cy), scale=float(scale), rotation=float(rotation))
 
 
@@ -191,7 +206,8 @@ def hflip_sample(sample: Sample, flip_index: Sequence[int]) -> Sample:
 
 @dataclass(frozen=True)
 class TrainAugment:
-    """Training augmentation settings (official HigherHRNet COCO/CrowdPose values as defaults)."""
+    """Training augmentation settings (official HigherHRNet COCO/CrowdPose values as defaults;
+    ``style="mmpose"``: mmpose 0.25 / HAE shift bounds, see ``sample_affine_params``)."""
 
     max_rotation: float = 30.0
     min_scale: float = 0.75
@@ -199,6 +215,7 @@ class TrainAugment:
     scale_type: str = "short"
     max_translate: float = 40.0
     flip_prob: float = 0.5
+    style: str = "higherhrnet"
 
 
 @dataclass
@@ -245,7 +262,7 @@ def training_views(
     else:
         params = sample_affine_params(
             rng, (width, height), augment.max_rotation, augment.min_scale, augment.max_scale,
-            augment.scale_type, augment.max_translate,
+            augment.scale_type, augment.max_translate, augment.style,
         )
         flip = bool(rng.random() < augment.flip_prob)
     view = warp_sample(sample, crop_affine(params, input_size), (input_size, input_size))

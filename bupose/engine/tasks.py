@@ -64,7 +64,7 @@ class AETask:
         output_sizes = [d.input_size // s for s in strides]
         augment = TrainAugment(
             max_rotation=d.max_rotation, min_scale=d.min_scale, max_scale=d.max_scale,
-            max_translate=d.max_translate, flip_prob=d.flip_prob,
+            max_translate=d.max_translate, flip_prob=d.flip_prob, style=d.augment,
         )
         return AETrainDataset(
             reader, spec, d.input_size, output_sizes, sigma=d.sigma, max_people=d.max_people,
@@ -82,7 +82,7 @@ class AETask:
             layout, ae=loss.tag_loss, heatmaps_factor=_stages(loss.heatmap_weights, len(layout)),
             pull_factor=loss.pull_weight, push_factor=loss.push_weight, ae_type=loss.ae_type,
             groups=groups,
-            o_weight=o, l_weight=l, h_weight=h, focal=loss.focal,
+            o_weight=o, l_weight=l, h_weight=h, focal=loss.focal, gamma=loss.gamma,
         )
 
     def build_val_reader(self, cfg: ExperimentCfg, spec: KeypointSpec) -> Any:

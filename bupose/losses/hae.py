@@ -37,10 +37,26 @@ Focal pulling (``focal``):
   available): w = 1 + (d / max d)^gamma with d = ||t - center|| of each member to the mean it is
   pulled towards and the max over the set's members; detached; w = 1 when all d are 0.
 * Hg is never focal-weighted (as in the reference).
+
+Push variants (``loss_type``; ``AEgroupfocalLoss`` of the HAE code, ALGORITHMS.md §3.5), over the
+N valid people's tags h_n, with d_ij = ||h_i - h_j|| (|h_i - h_j| for the official D = 1) and the
+official normalisation 0.5 / (N (N - 1)):
+
+* "exp" (the reference's "exp_normal") and "max": the AE push (``losses.ae.push_loss``);
+* "exp_focal": sum_{i != j} w_ij exp(-d_ij^2) with w_ij = 1.2 when 0 < d_ij < mean d, 0.8 when
+  d_ij >= mean d, 1.0 when d_ij = 0; the mean is over the whole N x N matrix, zero diagonal
+  included (as the reference computes it); weights detached;
+* "exp_topk": the nonzero d_ij of the ordered pairs i != j (a pair counts twice, exact ties
+  drop out), of which the k = ceil(0.7 n) largest are kept (computed in float64 as the
+  reference's Python ``math.ceil(0.7 * n)``): sum exp(-d^2) over them. Reference quirk
+  named, not reproduced: the reference copies the kept distances into a new tensor
+  (``torch.tensor(list)``), which cuts the gradient, so its exp_topk push never trains the
+  tags; here the gradient flows. Note that the largest distances are the easy pairs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -48,9 +64,12 @@ import torch
 from torch import Tensor
 
 from bupose.errors import ConfigError
-from bupose.losses.ae import AEType, gather_tags, masked_pull, push_loss
+from bupose.losses.ae import gather_tags, masked_pull, push_loss
 
 Focal = Literal["none", "iqr", "gamma"]
+PushType = Literal["exp", "max", "exp_focal", "exp_topk"]
+PUSH_TYPES: tuple[str, ...] = ("exp", "max", "exp_focal", "exp_topk")
+TOPK_FRACTION = 0.7  # share of the nonzero pair distances exp_topk keeps (reference value)
 
 
 class HAELossTerms(NamedTuple):
@@ -136,12 +155,56 @@ def focal_pull(
     raise ValueError(f"unknown focal variant {focal!r} (expected 'none', 'iqr' or 'gamma')")
 
 
+def _pair_distances(centers: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Squared and plain pair distances (B, M, M), valid off-diagonal pairs, N per image."""
+    diff = centers[:, :, None, :] - centers[:, None, :, :]
+    sq = torch.square(diff).sum(dim=-1)
+    dist = sq.detach().sqrt()  # only for the (detached) weights and the selection
+    m = centers.shape[1]
+    eye = torch.eye(m, dtype=torch.bool, device=centers.device)
+    both = valid[:, :, None] & valid[:, None, :]
+    return sq, dist, both & ~eye, valid.float().sum(dim=1)
+
+
+def focal_push(centers: Tensor, valid: Tensor, loss_type: PushType = "exp") -> Tensor:
+    """Push of the HAE code's variants (module docstring), per image.
+
+    Args:
+        centers: (B, M, D) float32 reference tags h_n. valid: (B, M) bool people.
+        loss_type: "exp" | "max" (AE push) | "exp_focal" | "exp_topk".
+
+    Returns:
+        (B,) float32, 0 when N <= 1.
+    """
+    if loss_type in ("exp", "max"):
+        return push_loss(centers, valid, loss_type)
+    if loss_type not in PUSH_TYPES:
+        raise ValueError(f"unknown push type {loss_type!r} (expected {', '.join(PUSH_TYPES)})")
+    sq, dist, pairs, n = _pair_distances(centers, valid)
+    norm = 0.5 / (n * (n - 1.0)).clamp(min=1.0)
+    if loss_type == "exp_focal":
+        both = (valid[:, :, None] & valid[:, None, :]).float()
+        mean = (dist * both).sum(dim=(1, 2)) / (n * n).clamp(min=1.0)  # zeros included
+        near = dist < mean[:, None, None]
+        w = torch.where(dist == 0, 1.0, torch.where(near, 1.2, 0.8))
+        return norm * (w * torch.exp(-sq) * pairs.float()).sum(dim=(1, 2))
+    nonzero = pairs & (dist > 0)
+    count = nonzero.flatten(1).sum(dim=1)
+    k = torch.ceil(TOPK_FRACTION * count.double()).long()  # as Python's math.ceil(0.7 * n)
+    key = torch.where(nonzero, dist, torch.full_like(dist, -math.inf)).flatten(1)
+    order = key.argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(
+        order.shape[1], device=order.device).expand_as(order))
+    keep = (rank < k[:, None]) & nonzero.flatten(1)
+    return norm * (torch.exp(-sq.flatten(1)) * keep.float()).sum(dim=1)
+
+
 def hae_loss(
     tags: Tensor,
     tag_indices: Tensor,
     groups: Sequence[Sequence[int]] | Tensor,
     tag_dim: int = 1,
-    loss_type: AEType = "exp",
+    loss_type: PushType = "exp",
     focal: Focal = "none",
     gamma: float = 2.0,
 ) -> HAELossTerms:
@@ -151,7 +214,8 @@ def hae_loss(
         tags: (B, K * D, h, w) tag maps, joint-major channels (k * D + d), any float dtype.
         tag_indices: (B, M, K, 2) int64 [k * h * w + y * w + x, valid], one slot per joint type.
         groups: tuple of groups of joint indices, or a (G, K) bool matrix from ``group_matrix``.
-        tag_dim: D. loss_type: push type "exp" | "max". focal: "none" | "iqr" | "gamma".
+        tag_dim: D. loss_type: push type "exp" | "max" | "exp_focal" | "exp_topk".
+        focal: "none" | "iqr" | "gamma".
 
     Returns:
         HAELossTerms of (B,) float32 tensors.
@@ -178,5 +242,5 @@ def hae_loss(
         pull_keypoint_instance=per_image(k * pull_inst),
         pull_keypoint_group=per_image(lg),
         pull_group_instance=per_image(hg),
-        push=push_loss(center, valid, loss_type),
+        push=focal_push(center, valid, loss_type),
     )

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from bupose.errors import ConfigError
-from bupose.losses.ae import AEType, ae_loss
-from bupose.losses.hae import Focal, group_matrix, hae_loss
+from bupose.losses.ae import ae_loss
+from bupose.losses.hae import PUSH_TYPES, Focal, PushType, group_matrix, hae_loss
 from bupose.losses.heatmap import heatmap_loss
 from bupose.models.outputs import StageOutput, split_stage
 
@@ -49,7 +49,8 @@ class PoseLoss(nn.Module):
         with_heatmaps: per-stage switch (default all True).
         with_ae: per-stage switch (default: the stages that have tag channels).
         pull_factor, push_factor: per-stage (or one) AE factors (official 0.001).
-        ae_type: push type "exp" (official) or "max".
+        ae_type: push type "exp" (official), "max", or the HAE code's "exp_focal" / "exp_topk"
+            (``losses.hae``).
         groups: HAE joint groups, e.g. ``spec.get_groups("hierarchical_coco")``; needed for "hae".
         o_weight, l_weight, h_weight: HAE keypoint-to-instance / keypoint-to-group /
             group-to-instance pull weights (released configs 0.0 / 1.0 / 1.5).
@@ -69,7 +70,7 @@ class PoseLoss(nn.Module):
         with_ae: bool | Sequence[bool] | None = None,
         pull_factor: float | Sequence[float] = 0.001,
         push_factor: float | Sequence[float] = 0.001,
-        ae_type: AEType = "exp",
+        ae_type: PushType = "exp",
         groups: Sequence[Sequence[int]] | None = None,
         o_weight: float = 0.0,
         l_weight: float = 1.0,
@@ -83,8 +84,9 @@ class PoseLoss(nn.Module):
         n = len(self.layout)
         if ae not in ("ae", "hae", "none"):
             raise ConfigError(f"unknown AE loss {ae!r} (expected 'ae', 'hae' or 'none')")
-        if ae_type not in ("exp", "max"):
-            raise ConfigError(f"unknown AE loss type {ae_type!r} (expected 'exp' or 'max')")
+        if ae_type not in PUSH_TYPES:
+            raise ConfigError(f"unknown AE loss type {ae_type!r} (expected one of "
+                              f"{', '.join(PUSH_TYPES)})")
         if focal not in ("none", "iqr", "gamma"):
             raise ConfigError(f"unknown focal variant {focal!r} (expected none, iqr or gamma)")
         if focal == "gamma" and not gamma > 0:
@@ -173,14 +175,14 @@ class PoseLoss(nn.Module):
     def _grouping_terms(self, tags: Tensor, idx: Tensor, s: int) -> dict[str, Tensor]:
         suffix = f"/{s}" if sum(bool(a) for a in self.with_ae) > 1 else ""
         pull_f, push_f, d = self.pull_factor[s], self.push_factor[s], self.tag_dims[s]
-        if self.ae == "ae" and self.focal == "none":
+        if self.ae == "ae" and self.focal == "none" and self.ae_type in ("exp", "max"):
             r = ae_loss(tags, idx, d, self.ae_type)
             return {f"ae/pull{suffix}": pull_f * r.pull.mean(),
                     f"ae/push{suffix}": push_f * r.push.mean()}
         k = self.layout[s].num_heatmaps
         groups = self.groups if self.groups is not None else torch.zeros(0, k, dtype=torch.bool)
         h = hae_loss(tags, idx, groups, d, self.ae_type, self.focal, self.gamma)
-        if self.ae == "ae":  # focal instance pull = the reference AEgroupfocalLoss
+        if self.ae == "ae":  # focal pull / push variants = the reference AEgroupfocalLoss
             return {f"ae/pull{suffix}": pull_f * h.pull_keypoint_instance.mean(),
                     f"ae/push{suffix}": push_f * h.push.mean()}
         out: dict[str, Tensor] = {}

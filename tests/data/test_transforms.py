@@ -210,3 +210,55 @@ def test_normalize_by_hand():
     assert x.shape == (3, 2, 3) and x.dtype == np.float32
     np.testing.assert_allclose(x[:, 1, 2], [(1 - 0.485) / 0.229, -0.456 / 0.224,
                                             (0.2 - 0.406) / 0.225], rtol=1e-6)
+
+
+class _ScriptedRng:
+    """random() returns the scripted values in order; integers(low, high) records its bounds and
+    returns ``low + 1`` (so the shift direction is visible)."""
+
+    def __init__(self, randoms):
+        self.randoms, self.bounds = list(randoms), []
+
+    def random(self):
+        return self.randoms.pop(0)
+
+    def integers(self, low, high):
+        self.bounds.append((low, high))
+        return low + 1
+
+
+@pytest.mark.parametrize("image_wh", [(400, 200), (200, 400)])
+def test_mmpose_style_shift_bounds_follow_the_image(image_wh):
+    """Hand-worked: zoom = 0.75 + 0.5 * 0.75 = 1.125, rotation = (2 * 0.25 - 1) * 30 = -15.
+    HigherHRNet: box side 200 * 1.125 = 225 px, bounds 40 * 225 / 200 = 45 for dx and dy.
+    mmpose (HAE): bounds 40 * W * 1.125 / 200 and 40 * H * 1.125 / 200 -> 90 / 45 for a
+    400 x 200 image, 45 / 90 for 200 x 400; the box (square frames) is the same 225 px."""
+    w, h = image_wh
+    hh_rng, mm_rng = _ScriptedRng([0.5, 0.25]), _ScriptedRng([0.5, 0.25])
+    hh = sample_affine_params(hh_rng, image_wh, 30.0, 0.75, 1.5, "short", 40.0)
+    mm = sample_affine_params(mm_rng, image_wh, 30.0, 0.75, 1.5, "short", 40.0, style="mmpose")
+    assert hh_rng.bounds == [(-45, 45), (-45, 45)]
+    assert mm_rng.bounds == [(-int(0.225 * w), int(0.225 * w)), (-int(0.225 * h), int(0.225 * h))]
+    assert mm.scale == hh.scale == pytest.approx(1.125)
+    assert mm.rotation == hh.rotation == pytest.approx(-15.0)
+    assert hh.center == (w / 2 - 44, h / 2 - 44)
+    assert mm.center == (w / 2 - int(0.225 * w) + 1, h / 2 - int(0.225 * h) + 1)
+
+
+def test_mmpose_style_reaches_training_views():
+    """TrainAugment(style=...) is what training_views draws with (same seed, other shift)."""
+    image = np.zeros((100, 300, 3), np.uint8)
+    sample = Sample(image, np.zeros((0, 17, 3), np.float32), np.zeros(0, np.float32),
+                    np.zeros((0, 4), np.float32), None, 1, "x")
+    views = {}
+    for style in ("higherhrnet", "mmpose"):
+        augment = TrainAugment(max_rotation=0.0, flip_prob=0.0, style=style)
+        view, _ = training_views(sample, np.random.default_rng(3), 64, [16], COCO17.flip_index,
+                                 augment)
+        views[style] = view.affine
+    params = [sample_affine_params(np.random.default_rng(3), (300, 100), 0.0, 0.75, 1.5, "short",
+                                   40.0, style) for style in ("higherhrnet", "mmpose")]
+    for style, p in zip(("higherhrnet", "mmpose"), params):
+        np.testing.assert_allclose(views[style], crop_affine(p, 64), atol=1e-9)
+    with pytest.raises(ValueError, match="style"):
+        sample_affine_params(np.random.default_rng(0), (10, 10), style="udp")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from bupose.errors import ConfigError
-from bupose.losses.ae import ae_loss
-from bupose.losses.hae import gamma_weights, group_matrix, hae_loss, iqr_weights
+from bupose.losses.ae import ae_loss, push_loss
+from bupose.losses.hae import focal_push, gamma_weights, group_matrix, hae_loss, iqr_weights
 from bupose.structures.spec import COCO17, CROWDPOSE14
 
 
@@ -183,3 +183,71 @@ def test_group_matrix_validates():
         group_matrix(((0, 3),), 3)
     with pytest.raises(ConfigError, match="twice"):
         group_matrix(((1, 1),), 3)
+
+
+def _centers(values, valid):
+    """(1, M, 1) reference tags and (1, M) validity, float32, tags requiring grad."""
+    c = torch.tensor(values, dtype=torch.float32).reshape(1, -1, 1).requires_grad_(True)
+    return c, torch.tensor(valid).reshape(1, -1)
+
+
+def test_exp_focal_push_hand_worked():
+    """h = 0, 1, 3 (a fourth, invalid slot ignored): |d| = 1, 3, 2 per pair; mean over the 3 x 3
+    matrix with its zero diagonal = 12 / 9; pair weights 1.2 (d = 1 < 4/3), 0.8 (d = 3, 2);
+    push = 0.5 * 2 * (1.2 e^-1 + 0.8 e^-9 + 0.8 e^-4) / (3 * 2)."""
+    c, valid = _centers([0.0, 1.0, 99.0, 3.0], [True, True, False, True])
+    expected = (1.2 * math.exp(-1) + 0.8 * math.exp(-9) + 0.8 * math.exp(-4)) / 6
+    got = focal_push(c, valid, "exp_focal")
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    got.sum().backward()
+    assert torch.isfinite(c.grad).all() and c.grad[0, 2].item() == 0.0
+    # a tied pair (h = 1, 1) has weight 1.0 and exp(0) = 1; mean |d| = (0 + 2 + 2) * 2 / 9
+    c, valid = _centers([1.0, 1.0, 3.0], [True, True, True])
+    expected = 0.5 * 2 * (1.0 + 0.8 * math.exp(-4) + 0.8 * math.exp(-4)) / 6
+    assert focal_push(c, valid, "exp_focal").item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_exp_topk_push_hand_worked():
+    """h = 0, 1, 3: the six ordered nonzero distances 1, 1, 3, 3, 2, 2; k = ceil(0.7 * 6) = 5
+    keeps 3, 3, 2, 2, 1; push = 0.5 * (2 e^-9 + 2 e^-4 + e^-1) / 6. The gradient flows (the
+    reference's copy into a new tensor cuts it)."""
+    c, valid = _centers([0.0, 1.0, 3.0], [True, True, True])
+    expected = 0.5 * (2 * math.exp(-9) + 2 * math.exp(-4) + math.exp(-1)) / 6
+    got = focal_push(c, valid, "exp_topk")
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    got.sum().backward()
+    assert c.grad.abs().sum() > 0
+    # 4 people with one tied pair drop out: h = 0, 0, 1, 2 has 10 nonzero ordered distances,
+    # 1 (x6) and 2 (x4); k = ceil(7.0) = 7 keeps 2 (x4) and 1 (x3)
+    c, valid = _centers([0.0, 0.0, 1.0, 2.0], [True] * 4)
+    expected = 0.5 * (4 * math.exp(-4) + 3 * math.exp(-1)) / 12
+    assert focal_push(c, valid, "exp_topk").item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["exp_focal", "exp_topk"])
+def test_push_variants_zero_for_one_person_and_exp_max_unchanged(kind):
+    c, valid = _centers([0.5, 7.0], [True, False])
+    assert focal_push(c, valid, kind).item() == 0.0
+    c, valid = _centers([0.0, 0.4, 2.0], [True, True, True])
+    for plain in ("exp", "max"):
+        assert torch.equal(focal_push(c, valid, plain), push_loss(c, valid, plain))
+    with pytest.raises(ValueError, match="push type"):
+        focal_push(c, valid, "exp_normal")
+
+
+def test_push_variants_reach_pose_loss_and_config(ae_batch):
+    """loss.ae_type exp_focal / exp_topk and loss.gamma go from the recipe into PoseLoss."""
+    from bupose.config import config_from_dict
+    from bupose.engine.tasks import AETask
+    from bupose.models import create_model
+
+    cfg = config_from_dict({"loss": {"tag_loss": "hae", "ae_type": "exp_topk", "focal": "gamma",
+                                     "gamma": 0.5}})
+    model = create_model("higherhrnet_tiny")
+    loss = AETask().build_loss(cfg, COCO17, model)
+    assert (loss.ae_type, loss.focal, loss.gamma) == ("exp_topk", "gamma", 0.5)
+    tags, idx = ae_batch(0, k=17)
+    ours = hae_loss(tags, idx, COCO17.get_groups(None), 1, "exp_topk", "gamma", 0.5)
+    assert torch.isfinite(ours.push).all() and ours.push[2] > 0
+    with pytest.raises(ConfigError, match="ae_type"):
+        config_from_dict({"loss": {"ae_type": "exp_normal"}})
