@@ -86,11 +86,12 @@ def _check_cached(names: list[str]) -> None:
 
 
 def test_cost_cache_is_current() -> None:
-    """`bupose models` reads bupose/resources/model_costs.json: every registered model is there
-    with a current fingerprint; one model per family is recounted (all: the slow test).
-    When stale: ``python -c "from bupose.models.flops import write_cost_cache as w; w()"``."""
+    """`bupose models` reads bupose/resources/model_costs.json: its entries are registered
+    models with a current fingerprint (models missing there are counted on the fly); one model
+    per family is recounted (all: the slow test). When stale:
+    ``python -c "from bupose.models.flops import write_cost_cache as w; w()"``."""
     cached = json.loads(COST_CACHE.read_text())
-    assert set(cached) == set(MODELS.names())
+    assert set(cached) <= set(MODELS.names())
     for name, hit in cached.items():
         assert hit["fingerprint"] == _fingerprint(name), name
     _check_cached(["higherhrnet_tiny", "simplepose_hg104", "cal_hrnet_small_64x48"])
@@ -98,7 +99,7 @@ def test_cost_cache_is_current() -> None:
 
 @pytest.mark.slow
 def test_cost_cache_all_models() -> None:
-    _check_cached(MODELS.names())
+    _check_cached(sorted(json.loads(COST_CACHE.read_text())))
 
 
 def test_top_down_cost_uses_h_w() -> None:
