@@ -1,0 +1,263 @@
+"""SimplePose V2 decoding: candidate limbs from guiding offsets and greedy offset-guided grouping
+(ALGORITHMS.md §4.7; reference ``decoder/collect.py``, ``decoder/group.py``,
+``decoder/factory.py:PostProcess.generate_poses``, ``transforms/preprocess.py``).
+
+``decode_offsets`` (registered as ``"offsets"`` in ``bupose.decoders.DECODERS``)::
+
+    decode_offsets(heatmaps (J, h, w), offsets (2L, h, w) or (4L, h, w), params=OffsetParams(),
+                   skeleton=COCO_OFFSET_SKELETON)
+    -> OffsetDecoded(poses (M, J, 6) input px [x, y, v, s, limb_score, id], peaks, limbs)
+
+Maps are the network's outputs at stride ``params.upsample`` of the network input (offsets in
+input pixels, channel 2l = x, 2l+1 = y of limb l; 4 channels per limb for the
+``--cat-flip-offset`` fusion). Steps: top-k peaks of the bicubic-upsampled heatmaps
+(``offsets_peaks``), the offsets read bilinearly at the start candidates, for each start
+candidate the nearest end candidate to its guided point, greedy grouping in limb order
+(``offsets_group``), person filter and sort. ``back_project`` maps input pixels to image pixels
+with the reference's meta (offset, scale).
+
+Reference quirks reproduced (fixtures README "Reference quirks"; numbers are theirs):
+1. row of a peak = integer division of its flat index (``offsets_peaks.peaks_full``);
+3. the -1/+1 column-sum rule and the relabelling of all 2s / 1s (``offsets_group``);
+4. replace test at slot b OR a; merge only on exactly 2 shared ids (``offsets_group``);
+5. x == 0 or y == 0 is invalid; low candidates are moved by -1e5 but stay in the nearest search
+   (``collect_limbs``, ``offsets_group``);
+6. non-stable argsort in the re-connection filter (``offsets_group.delete_reconnections``);
+7. back-projection with (target-1)/(orig-1) scales; joints not found, (0, 0), come out at
+   offset/scale (``back_project``; ``OffsetPredictor`` reports them as 0, 0, 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bupose.decoders.offsets_group import delete_sort, group_limbs
+from bupose.decoders.offsets_peaks import Peaks, peaks_full, peaks_windowed
+
+# the reference's COCO_PERSON_SKELETON: 19 directed limbs (from, to), offset channels 2l, 2l+1
+COCO_OFFSET_SKELETON: tuple[tuple[int, int], ...] = (
+    (0, 1), (0, 2), (1, 2), (1, 3), (2, 4), (5, 6), (4, 6), (3, 5), (5, 7), (7, 9), (6, 8),
+    (8, 10), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16),
+)
+OFF_IMAGE = 100000  # low candidates are moved this far up-left (reference quirk 5)
+
+
+@dataclass(frozen=True)
+class OffsetParams:
+    """Test settings; defaults are the README evaluation flags of the reference.
+
+    Attributes:
+        thre_hmp: peaks below this heatmap value are moved off the image (``--thre-hmp``).
+        topk: peaks kept per joint type (``--topk``).
+        dist_max: limbs whose guided end misses its candidate by d >= max(dist_max, scale)
+            are dropped (``--dist-max``).
+        person_thre: people whose mean joint value is below this are dropped (``--person-thre``).
+        min_len: limb lengths are clamped to at least this in the limb score (``--min-len``).
+        upsample: heatmap/offset upsampling factor = network stride (4).
+        sort_dim: person score column: 2 heatmap value, 4 limb score (``--sort-dim``).
+        use_scale: compare d with max(dist_max, end-joint scale) (``--use-scale``).
+        keypoint_scale: the scale of every candidate without a scale head (the reference: 4).
+        peaks: "windowed" (fast, same result) or "full" (the reference's whole-map upsampling).
+    """
+
+    thre_hmp: float = 0.04
+    topk: int = 32
+    dist_max: float = 40.0
+    person_thre: float = 0.04
+    min_len: float = 0.5
+    upsample: int = 4
+    sort_dim: int = 2
+    use_scale: bool = True
+    keypoint_scale: float = 4.0
+    peaks: str = "windowed"
+
+    def __post_init__(self) -> None:
+        if self.peaks not in ("windowed", "full"):
+            raise ValueError(f"peaks must be 'windowed' or 'full', got {self.peaks!r}")
+        if self.topk < 1 or self.upsample < 2:
+            raise ValueError(f"topk must be >= 1 and upsample >= 2, got {self.topk}, "
+                             f"{self.upsample}")
+        if self.sort_dim not in (2, 4):
+            raise ValueError(f"sort_dim must be 2 or 4, got {self.sort_dim}")
+
+
+@dataclass
+class OffsetDecoded:
+    """Stage outputs of ``decode_offsets`` for one image (input pixels).
+
+    Attributes:
+        poses: (M, J, 6) float32 [x, y, v, s, limb_score, id], 0 for joints not found, sorted
+            by person score.
+        peaks: the top-k candidates per joint type.
+        limbs: (L, k, 13) float32 candidate limbs (``offsets_group`` docstring).
+    """
+
+    poses: np.ndarray
+    peaks: Peaks
+    limbs: np.ndarray
+
+
+def find_peaks(heatmaps: np.ndarray, params: OffsetParams) -> Peaks:
+    """Top-k peaks of the upsampled heatmaps (windowed unless ``params.peaks`` is "full" or
+    the threshold is not positive)."""
+    if params.peaks == "full" or params.thre_hmp <= 0:
+        return peaks_full(heatmaps, params.upsample, params.topk)
+    return peaks_windowed(heatmaps, params.upsample, params.topk, params.thre_hmp)
+
+
+def sample_bilinear(maps: np.ndarray, ys: np.ndarray, xs: np.ndarray, factor: int) -> np.ndarray:
+    """Values of the x``factor`` bilinear upsampling (align_corners False, as torch) of ``maps``
+    at upsampled pixels (ys, xs).
+
+    Args:
+        maps: (C, h, w) float32 low-res maps.
+        ys, xs: (n,) int upsampled pixel rows / columns.
+
+    Returns:
+        (C, n) float32.
+    """
+    _, h, w = maps.shape
+
+    def axis(o: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.maximum((o.astype(np.float32) + np.float32(0.5)) / np.float32(factor)
+                         - np.float32(0.5), np.float32(0))
+        i0 = np.minimum(src.astype(np.int64), size - 1)
+        i1 = np.minimum(i0 + 1, size - 1)
+        return i0, i1, (src - i0).astype(np.float32)
+
+    y0, y1, ly = axis(ys, h)
+    x0, x1, lx = axis(xs, w)
+    top = maps[:, y0, x0] * (1 - lx) + maps[:, y0, x1] * lx
+    bottom = maps[:, y1, x0] * (1 - lx) + maps[:, y1, x1] * lx
+    return (top * (1 - ly) + bottom * ly).astype(np.float32)
+
+
+def _candidates(peaks: Peaks, joint: int, thre: float) -> tuple[np.ndarray, np.ndarray]:
+    """(k, 2) float32 [x, y] (moved off the image below ``thre``, quirk 5), (k,) scores."""
+    xy = np.stack((peaks.xs[joint], peaks.ys[joint]), axis=-1)
+    xy = np.where(peaks.scores[joint][:, None] < thre, xy - OFF_IMAGE, xy)
+    return xy.astype(np.float32), peaks.scores[joint].astype(np.float32)
+
+
+def collect_limbs(
+    peaks: Peaks,
+    offsets: np.ndarray,
+    params: OffsetParams,
+    skeleton: Sequence[tuple[int, int]],
+    map_size: tuple[int, int],
+) -> np.ndarray:
+    """Candidate limbs: for every limb (a -> b) and start candidate p, the end candidate q*
+    nearest to the guided point g = p + offset(p), d = |g - q*|, length = max(|p - q*|,
+    min_len), limb score = v_p * v_q* * exp(-d / length).
+
+    Args:
+        peaks: top-k candidates (upsampled frame of size ``map_size`` = (H, W)).
+        offsets: (n_vec * L, h, w) float32 low-res offsets in input pixels (n_vec = 2 or 4).
+
+    Returns:
+        (L, k, 13) float32 limb records; ids are joint * H * W + flat index.
+    """
+    nvec = offsets.shape[0] // len(skeleton)
+    hw = map_size[0] * map_size[1]
+    limbs = []
+    for limb, (a, b) in enumerate(skeleton):
+        xy_a, v_a = _candidates(peaks, a, params.thre_hmp)
+        xy_b, v_b = _candidates(peaks, b, params.thre_hmp)
+        ok = peaks.inds[a] >= 0
+        off = np.zeros((len(v_a), nvec), np.float32)
+        off[ok] = sample_bilinear(offsets[limb * nvec:(limb + 1) * nvec], peaks.ys[a][ok],
+                                  peaks.xs[a][ok], params.upsample).T
+        guide = np.tile(xy_a, nvec // 2) + off
+        diff = guide[:, None, :] - np.tile(xy_b, nvec // 2)[None]
+        dist = np.sqrt(np.sum(diff * diff, axis=-1))
+        near = np.argmin(dist, axis=1)  # first of equal distances, as torch.min
+        d = dist[np.arange(len(near)), near]
+        xy_q = xy_b[near]
+        delta = xy_a - xy_q
+        length = np.maximum(np.sqrt(np.sum(delta * delta, axis=-1)), np.float32(params.min_len))
+        score = v_a * v_b[near] * np.exp(-d / length)
+        ids_a = (peaks.inds[a] + a * hw).astype(np.float32)
+        ids_b = (peaks.inds[b][near] + b * hw).astype(np.float32)
+        scale = np.full(len(v_a), params.keypoint_scale, np.float32)
+        limbs.append(np.stack((xy_a[:, 0], xy_a[:, 1], v_a, xy_q[:, 0], xy_q[:, 1], v_b[near],
+                               ids_a, ids_b, d, length, score, scale, scale), axis=-1))
+    return np.asarray(limbs, np.float32)
+
+
+def decode_offsets(
+    heatmaps: np.ndarray,
+    offsets: np.ndarray,
+    params: OffsetParams | None = None,
+    skeleton: Sequence[tuple[int, int]] = COCO_OFFSET_SKELETON,
+) -> OffsetDecoded:
+    """Greedy offset-guided grouping of one image (module docstring).
+
+    Args:
+        heatmaps: (J, h, w) float32 heatmaps at stride ``params.upsample``.
+        offsets: (2L, h, w) (or (4L, h, w) for concatenated flip offsets) float32, input px.
+        params: test settings (default: the reference's README evaluation flags).
+        skeleton: L directed limbs (a, b) in the order of the offset channels.
+
+    Returns:
+        OffsetDecoded with the people in input pixels.
+    """
+    params = params or OffsetParams()
+    heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
+    offsets = np.ascontiguousarray(offsets, dtype=np.float32)
+    if heatmaps.ndim != 3 or offsets.ndim != 3 or offsets.shape[1:] != heatmaps.shape[1:]:
+        raise ValueError(f"heatmaps (J,h,w) and offsets (nL,h,w) of the same size expected, got "
+                         f"{heatmaps.shape} and {offsets.shape}")
+    if offsets.shape[0] not in (2 * len(skeleton), 4 * len(skeleton)):
+        raise ValueError(f"offsets have {offsets.shape[0]} channels; expected 2 or 4 per limb "
+                         f"for {len(skeleton)} limbs")
+    size = (heatmaps.shape[1] * params.upsample, heatmaps.shape[2] * params.upsample)
+    peaks = find_peaks(heatmaps, params)
+    limbs = collect_limbs(peaks, offsets, params, skeleton, size)
+    people = group_limbs(limbs, skeleton, heatmaps.shape[0], params.dist_max, params.use_scale)
+    poses = delete_sort(people, params.person_thre, params.sort_dim)
+    return OffsetDecoded(poses, peaks, limbs)
+
+
+def back_project(poses: np.ndarray, meta_offset: np.ndarray, meta_scale: np.ndarray) -> np.ndarray:
+    """Input pixels -> image pixels as the reference: x = (x + offset_x) / scale_x (float32
+    array, float64 meta). Reference quirk 7: joints not found (0, 0) land at offset / scale.
+
+    Args:
+        poses: (M, J, >=2) float32 people in input pixels.
+        meta_offset: (2,) float64 (-pad_left, -pad_top) in input pixels.
+        meta_scale: (2,) float64 ((target_w - 1) / (w - 1), (target_h - 1) / (h - 1)).
+
+    Returns:
+        (M, J, >=2) float32 copy in image pixels.
+    """
+    out = np.array(poses, dtype=np.float32, copy=True)
+    offset = np.asarray(meta_offset, np.float64).reshape(2)
+    scale = np.asarray(meta_scale, np.float64).reshape(2)
+    for axis in (0, 1):
+        out[..., axis] += offset[axis]
+        out[..., axis] /= scale[axis]
+    return out
+
+
+def limb_flip_index(
+    skeleton: Sequence[tuple[int, int]], keypoint_flip: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """Limb index of each limb's mirror image, and the limbs whose mirror is the reversed limb
+    (reference ``config.offset_hflip``; e.g. l_eye -> r_eye).
+
+    Returns:
+        (flip (L,), reversed limbs) where limb l of a flipped image's output corresponds to limb
+        flip[l] of the original.
+    """
+    mirrored = [(keypoint_flip[a], keypoint_flip[b]) for a, b in skeleton]
+    flip, reverse = list(range(len(skeleton))), []
+    for limb, (a, b) in enumerate(skeleton):
+        if (a, b) in mirrored:
+            flip[limb] = mirrored.index((a, b))
+        if (b, a) in mirrored:
+            flip[limb] = mirrored.index((b, a))
+            reverse.append(limb)
+    return flip, reverse
