@@ -13,6 +13,7 @@ from typing import Any
 from bupose.decoders.ae import decode_ae
 from bupose.decoders.cal import decode_cal
 from bupose.decoders.hae import decode_hae
+from bupose.decoders.offsets import decode_offsets
 from bupose.decoders.params import GroupingParams
 from bupose.registry import Registry
 
@@ -22,5 +23,6 @@ DECODERS: Registry[Decoder] = Registry("decoder")
 DECODERS.add("ae", decode_ae)
 DECODERS.add("hae", decode_hae)
 DECODERS.add("cal", decode_cal)  # top-down CAL: its own signature, see decoders/cal.py
+DECODERS.add("offsets", decode_offsets)  # SimplePose V2: its own signature, decoders/offsets.py
 
 __all__ = ["DECODERS", "GroupingParams", "decode_ae", "decode_hae"]
