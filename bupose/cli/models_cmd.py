@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "for one image in two conventions: true multiply-adds (GMACs) and the "
                     "official get_model_summary figure the papers print (GFLOPs paper).")
     p.add_argument("--json", action="store_true",
-                   help="print a JSON list of {name, input_size, params, gmacs, gflops_paper}")
+                   help="print a JSON list of {name, input_size ((h, w) for top-down), family, "
+                        "params, gmacs, gflops_paper, description}")
     p.add_argument("--zoo", action="store_true",
                    help="list the released checkpoints instead (name, model, dataset, published "
                         "AP, source, config; use as --checkpoint zoo:NAME)")
@@ -21,8 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def rows() -> list[dict[str, object]]:
-    """One dict per registered model: name, input_size, params, gmacs, gflops_paper,
-    description."""
+    """One dict per registered model: name, input_size (S, or [h, w] for top-down models),
+    family ("ae", "offsets", "topdown"), params, gmacs, gflops_paper, description."""
     from bupose.models import MODELS
     from bupose.models.flops import registered_cost
 

@@ -100,3 +100,18 @@ def test_fusion_parameter_count() -> None:
 def test_list_models_names_the_required_models() -> None:
     assert {"higherhrnet_w32_512", "higherhrnet_w32_640", "higherhrnet_w48_640",
             "hrnet_w32_ae_512", "higherhrnet_w32_davit_512"} <= set(list_models())
+
+
+def test_families_and_model_family() -> None:
+    from bupose.models import FAMILIES, ModelEntry, model_family
+
+    assert {MODELS.get(n).family for n in MODELS.names()} == set(FAMILIES)
+    assert model_family(create_model("higherhrnet_tiny")) == "ae"
+    wrapped = torch.nn.DataParallel(create_model("cal_hrnet_small_64x48"))
+    assert model_family(wrapped) == "topdown"
+    with pytest.raises(ValueError, match="needs a model with .meta"):
+        model_family(torch.nn.Conv2d(1, 1, 1))
+    with pytest.raises(ValueError, match="unknown model family"):
+        ModelEntry({}, 64, "x", family="segmentation")
+    assert MODELS.get("cal_hrnet_w32_64x48").input_size == (64, 48)
+    assert MODELS.get("simplepose_hg104").arch()["dims"] == [256, 256, 384, 384, 384, 512]
