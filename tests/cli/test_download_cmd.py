@@ -85,3 +85,14 @@ def _same(ours: list[dict], ref: list[dict]) -> None:
         ka, kb = np.reshape(a["keypoints"], (-1, 3)), np.reshape(b["keypoints"], (-1, 3))
         assert np.abs(ka[:, :2] - kb[:, :2]).max() <= 1e-3
         assert np.abs(ka[:, 2] - kb[:, 2]).max() <= 1e-6 and abs(a["score"] - b["score"]) <= 1e-6
+
+
+def test_models_zoo_lists_every_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--zoo"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in hub.ZOO)
+    assert "0.677" in text and "higher_hrnet32_coco_512x512" not in text  # direct: no file hint
+    assert main(["models", "--zoo", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list(hub.ZOO)
+    assert {"name", "model", "dataset", "ap", "source", "config", "url"} <= set(rows[0])
