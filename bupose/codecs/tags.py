@@ -1,6 +1,7 @@
 """Joint indices for the associative-embedding tag loss (ALGORITHMS.md §2.2 "joints encoder").
 
-Layout agreed in INTERFACES.md (differs from the official packing on purpose): row p = person p,
+Layout (differs from the official packing on purpose; the AE and HAE losses read it, see
+``bupose.losses.ae``): row p = person p,
 slot k = joint type k (one slot per joint type, not packed), value [k*h*w + y*w + x, valid] with
 (x, y) = (int(x), int(y)) the same integer cell the heatmap targets use. The official encoder
 crashes on more than ``max_people`` people; here the extra people are dropped with a warning.

@@ -7,7 +7,6 @@ person score (after adjust, before refine), refine. Works on any model's aggrega
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from bupose.decoders.params import GroupingParams
 from bupose.decoders.peaks import Peaks, as_maps, find_peaks
 from bupose.decoders.refine import adjust, person_scores, refine
 from bupose.decoders.tiles import MapTiles
+from bupose.decoders.types import Grouping, Maps
 from bupose.errors import ConfigError
 
 
@@ -32,7 +32,7 @@ def check_joint_order(joint_order: Sequence[int] | None, num_joints: int) -> tup
 
 
 def prepare(
-    heatmaps: Any, tags: Any, params: GroupingParams
+    heatmaps: Maps, tags: Maps, params: GroupingParams
 ) -> tuple[np.ndarray, np.ndarray, MapTiles, Peaks]:
     """Checked float32 maps, their tiles and the top-k peaks above the detection threshold."""
     heat, tag = as_maps(heatmaps, tags)
@@ -45,7 +45,7 @@ def prepare(
 def finish(
     grouped: np.ndarray, heatmaps: np.ndarray, tags: np.ndarray, params: GroupingParams,
     tiles: MapTiles | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Grouping:
     """Adjust, score and refine grouped people (official ``parse`` after matching).
 
     Args:
@@ -55,24 +55,24 @@ def finish(
         tiles: ``MapTiles`` of the maps, reused by refine when given.
 
     Returns:
-        (grouped (P, K, 3 + L) float32, scores (P,) float32).
+        Grouping(grouped (P, K, 3 + L) float32, scores (P,) float32).
     """
     if params.adjust:
         grouped = adjust(grouped, heatmaps)
     scores = person_scores(grouped)
     if params.refine:
         grouped = refine(grouped, heatmaps, tags, tiles)
-    return grouped, scores
+    return Grouping(grouped, scores)
 
 
 def decode_ae(
-    heatmaps: Any,
-    tags: Any,
+    heatmaps: Maps,
+    tags: Maps,
     params: GroupingParams | None = None,
     joint_order: Sequence[int] | None = None,
     *,
     trace: list[MatchStep] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Grouping:
     """Decode one image's aggregated maps into people (official HigherHRNet grouping).
 
     Args:
@@ -84,6 +84,7 @@ def decode_ae(
         trace: when given, receives one MatchStep per matched joint type.
 
     Returns:
+        Grouping (a NamedTuple, unpacks as ``grouped, scores``):
         grouped: (P, K, 3 + L) float32 [x, y, val, tags...] in map pixels, zeros = missing
             (refined joints have zero tags).
         scores: (P,) float32 person scores.

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from bupose.decoders.ae import finish, prepare
 from bupose.decoders.grouping import MatchStep, People, match_joint, new_people, seed_people
 from bupose.decoders.params import GroupingParams
 from bupose.decoders.peaks import Peaks
+from bupose.decoders.types import Grouping, Maps
 
 
 @dataclass
@@ -107,13 +107,13 @@ def match_progressive(
 
 
 def decode_hae(
-    heatmaps: Any,
-    tags: Any,
+    heatmaps: Maps,
+    tags: Maps,
     params: GroupingParams | None = None,
     joint_order: Sequence[int] | None = None,
     *,
     choices: list[ProgressiveChoice] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Grouping:
     """Decode one image's aggregated maps with HAE progressive associative decoding.
 
     Args:
@@ -124,7 +124,8 @@ def decode_hae(
         choices: when given, receives one ProgressiveChoice per iteration.
 
     Returns:
-        grouped: (P, K, 3 + L) float32 [x, y, val, tags...] in map pixels; scores: (P,) float32.
+        Grouping(grouped (P, K, 3 + L) float32 [x, y, val, tags...] in map pixels,
+        scores (P,) float32).
     """
     del joint_order
     params = params or GroupingParams()

@@ -78,12 +78,12 @@ def decode_maps(
     Returns:
         Poses: keypoints (P, K, 3) [x, y, heatmap value], scores (P,), tags (P, K, L).
     """
-    from bupose.decoders import DECODERS
+    from bupose.decoders import GroupingInputs, decode_grouping, grouping_decoder
 
     if inputs.tags is None:
         raise ValueError(f"decoder {decoder!r} needs tag maps; the model produced none")
-    decode = DECODERS.get(decoder)
-    grouped, scores = decode(inputs.heatmaps, inputs.tags, params, tuple(joint_order))
+    maps = GroupingInputs(inputs.heatmaps, inputs.tags, tuple(joint_order))
+    grouped, scores = decode_grouping(grouping_decoder(decoder), maps, params)
     grouped = np.asarray(grouped, dtype=np.float32)
     scores = np.asarray(scores, dtype=np.float32)
     k = inputs.heatmaps.shape[0]

@@ -11,7 +11,7 @@ import pytest
 
 from bupose.cli import build_parser, main
 from bupose.config import config_from_dict
-from bupose.decoders import DECODERS
+from bupose.decoders import DECODERS, GROUPING_DECODERS
 from bupose.decoders.params import GroupingParams
 from bupose.errors import ConfigError
 from bupose.inference.predictor import Predictor
@@ -121,7 +121,7 @@ def test_infer_runs_the_checkpoint_decoder_and_decode_reuses_its_settings(
             seen.append((_name, params))
             return _real(heat, tags, params, order)
 
-        monkeypatch.setitem(DECODERS._items, name, spy)
+        monkeypatch.setitem(GROUPING_DECODERS, name, spy)
     out = tmp_path / "r.json"
     assert main(["infer", str(image), "--checkpoint", str(path), "--json", str(out),
                  "--save-maps", str(tmp_path / "maps")]) == 0
