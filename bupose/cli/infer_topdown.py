@@ -170,20 +170,24 @@ def _infer_images(
     args: argparse.Namespace, predictor: Any, images: list[Path], ids: list[int],
     boxes: dict[int, tuple[Any, Any]],
 ) -> list[dict[str, Any]]:
-    """Per image: crops of its boxes, forward, decoding; the official result entries (+
-    ``file_name``), and the ``--save-maps`` / ``--draw`` files."""
+    """Crops of the boxes of every image (consecutive images share forward passes), decoding
+    per image: the official result entries (+ ``file_name``), ``--save-maps`` / ``--draw``."""
     import torch
     from tqdm import tqdm
 
     from bupose.inference.topdown import poses_of
     from bupose.utils.io import read_image
 
+    def items() -> Any:
+        for path, image_id in zip(images, ids):
+            found, scores = boxes.get(image_id, (np.zeros((0, 4)), np.zeros(0)))
+            image = read_image(path)  # gt boxes are cleaned already: used as they are
+            yield (path, image if args.draw else None), image, found, scores, image_id
+
     entries: list[dict[str, Any]] = []
     with torch.inference_mode():
-        for path, image_id in zip(tqdm(images, desc="infer", unit="img"), ids):
-            image = read_image(path)
-            found, scores = boxes.get(image_id, (np.zeros((0, 4)), np.zeros(0)))
-            maps = predictor.maps(image, found, scores, image_id)  # gt boxes: cleaned already
+        stream = predictor.maps_stream(items())
+        for (path, image), maps in tqdm(stream, total=len(images), desc="infer", unit="img"):
             if args.save_maps:
                 _save_maps(args.save_maps / f"{path.stem}.npz", maps, path.name)
             decoded = predictor.decode(maps)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,12 +205,55 @@ class TopDownPredictor:
         _check_image(image)
         center = np.asarray(center, np.float32).reshape(-1, 2)
         scale = np.asarray(scale, np.float32).reshape(-1, 2)
+        outs = self.forward(self.crops(image, center, scale))
+        return self._assemble(outs, center, scale, box_score, image_id)
+
+    def _assemble(
+        self, outs: Sequence[np.ndarray], center: np.ndarray, scale: np.ndarray,
+        box_score: np.ndarray | None, image_id: int,
+    ) -> TopDownMaps:
         n = len(center)
         score = np.ones(n) if box_score is None else np.asarray(box_score, np.float64)
-        outs = self.forward(self.crops(image, center, scale))
         flipped = outs[2:] if self.flip else (None, None)
         return TopDownMaps(outs[0], outs[1], flipped[0], flipped[1], center, scale,
                            score.reshape(n).astype(np.float64), np.full(n, image_id, np.int64))
+
+    def maps_stream(
+        self, items: Iterable[tuple[Any, np.ndarray, np.ndarray, np.ndarray | None, int]]
+    ) -> Iterator[tuple[Any, TopDownMaps]]:
+        """Maps of many images, the crops of consecutive images sharing forward passes (useful
+        when images hold fewer people than ``batch_size``).
+
+        Args:
+            items: (key, image (H, W, 3) uint8 RGB, boxes (N, 4) xywh used as they are (clean
+                ground-truth boxes first), box scores (N,) or None, image id).
+
+        Yields:
+            (key, TopDownMaps) in input order, once ``batch_size`` crops are waiting (and at the
+            end); the maps equal ``maps`` of each image up to float rounding.
+        """
+        pending: list[tuple[Any, torch.Tensor, np.ndarray, np.ndarray, Any, int]] = []
+        waiting = 0
+        for key, image, boxes, scores, image_id in items:
+            _check_image(image)
+            center, scale = self.boxes_to_center_scale(boxes)
+            pending.append((key, self.crops(image, center, scale), center, scale, scores,
+                            image_id))
+            waiting += len(center)
+            if waiting >= self.batch_size:
+                yield from self._flush(pending)
+                pending, waiting = [], 0
+        yield from self._flush(pending)
+
+    def _flush(self, pending: list[tuple]) -> Iterator[tuple[Any, TopDownMaps]]:
+        if not pending:
+            return
+        outs = self.forward(torch.cat([crops for _, crops, *_ in pending]))
+        start = 0
+        for key, crops, center, scale, scores, image_id in pending:
+            part = [o[start:start + len(crops)] for o in outs]
+            start += len(crops)
+            yield key, self._assemble(part, center, scale, scores, image_id)
 
     def maps(
         self, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None,

@@ -197,3 +197,23 @@ def test_settings_flag_over_meta_over_released_yaml(tiny: torch.nn.Module) -> No
         assert predictor.flip is False and predictor.params.in_vis_thre == 0.2
     finally:
         tiny.meta = meta
+
+
+def test_maps_stream_shares_passes_across_images(tiny: torch.nn.Module, gt: dict) -> None:
+    boxes = gt_boxes_by_image(gt, "gt")
+    pixels = {im["id"]: read_image(COCO_DIR / im["file_name"]) for im in gt["images"]}
+    predictor = TopDownPredictor(tiny, tiny.meta.spec, batch_size=5)
+    calls = []
+    forward = predictor.forward
+    predictor.forward = lambda x: calls.append(len(x)) or forward(x)  # type: ignore[method-assign]
+    items = [(i, pixels[i], boxes[i], None, i) for i in pixels]
+    streamed = list(predictor.maps_stream(items))
+    assert [key for key, _ in streamed] == list(pixels)
+    assert calls == [7, 5]  # 1 + 2 + 4 people reach the batch size, then 5: not one per image
+    for image_id, maps in streamed:
+        alone = TopDownPredictor(tiny, tiny.meta.spec).maps(pixels[image_id], boxes[image_id],
+                                                            image_id=image_id)
+        np.testing.assert_allclose(maps.heatmaps, alone.heatmaps, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(maps.offsets_flip, alone.offsets_flip, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(maps.center, alone.center)
+        assert set(maps.image_id.tolist()) == {image_id}
