@@ -49,7 +49,8 @@ def timed_run(predictor: TopDownPredictor, work: list) -> float:
     """Seconds for all images, as ``bupose infer`` runs them (``maps_stream``: crops of
     consecutive images share forward passes; decoding per image)."""
     start = time.perf_counter()
-    items = ((i, image, boxes, scores, i) for i, (image, boxes, scores) in enumerate(work))
+    items = ((i, image, *predictor.boxes_to_center_scale(boxes), scores, i)
+             for i, (image, boxes, scores) in enumerate(work))
     for _, maps in predictor.maps_stream(items):
         predictor.decode(maps)
     return time.perf_counter() - start

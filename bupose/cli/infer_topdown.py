@@ -181,8 +181,9 @@ def _infer_images(
     def items() -> Any:
         for path, image_id in zip(images, ids):
             found, scores = boxes.get(image_id, (np.zeros((0, 4)), np.zeros(0)))
-            image = read_image(path)  # gt boxes are cleaned already: used as they are
-            yield (path, image if args.draw else None), image, found, scores, image_id
+            image = read_image(path)
+            center, scale = predictor.boxes_to_center_scale(found)  # gt: cleaned already
+            yield (path, image if args.draw else None), image, center, scale, scores, image_id
 
     entries: list[dict[str, Any]] = []
     with torch.inference_mode():

@@ -219,14 +219,15 @@ class TopDownPredictor:
                            score.reshape(n).astype(np.float64), np.full(n, image_id, np.int64))
 
     def maps_stream(
-        self, items: Iterable[tuple[Any, np.ndarray, np.ndarray, np.ndarray | None, int]]
+        self,
+        items: Iterable[tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]],
     ) -> Iterator[tuple[Any, TopDownMaps]]:
         """Maps of many images, the crops of consecutive images sharing forward passes (useful
         when images hold fewer people than ``batch_size``).
 
         Args:
-            items: (key, image (H, W, 3) uint8 RGB, boxes (N, 4) xywh used as they are (clean
-                ground-truth boxes first), box scores (N,) or None, image id).
+            items: (key, image (H, W, 3) uint8 RGB, center (N, 2), scale (N, 2) (e.g. from
+                ``boxes_to_center_scale``), box scores (N,) or None, image id).
 
         Yields:
             (key, TopDownMaps) in input order, once ``batch_size`` crops are waiting (and at the
@@ -234,9 +235,10 @@ class TopDownPredictor:
         """
         pending: list[tuple[Any, torch.Tensor, np.ndarray, np.ndarray, Any, int]] = []
         waiting = 0
-        for key, image, boxes, scores, image_id in items:
+        for key, image, center, scale, scores, image_id in items:
             _check_image(image)
-            center, scale = self.boxes_to_center_scale(boxes)
+            center = np.asarray(center, np.float32).reshape(-1, 2)
+            scale = np.asarray(scale, np.float32).reshape(-1, 2)
             pending.append((key, self.crops(image, center, scale), center, scale, scores,
                             image_id))
             waiting += len(center)
@@ -291,18 +293,29 @@ class TopDownPredictor:
         (``mpii_center_scale``) and, as its MPII evaluation, no NMS: one pose per person, in
         order.
         """
+        return next(iter(self.predict_samples([sample], nms)))
+
+    def predict_samples(self, samples: Iterable[Any], nms: bool | None = None) -> Iterator[Poses]:
+        """``predict_sample`` of each sample, in order, the crops of consecutive samples sharing
+        forward passes (``maps_stream``)."""
+
+        def items() -> Iterator[tuple]:
+            for sample in samples:
+                center, scale = self.sample_boxes(sample)
+                yield sample, sample.image, center, scale, None, int(sample.image_id)
+
+        for sample, maps in self.maps_stream(items()):
+            decoded = self.decode(maps)
+            mpii = sample.centers is not None and sample.scales is not None
+            use_nms = (not mpii) if nms is None else nms
+            yield poses_of(decoded) if use_nms else Poses(decoded.keypoints, decoded.scores)
+
+    def sample_boxes(self, sample: Any) -> tuple[np.ndarray, np.ndarray]:
+        """center, scale (N, 2) of a sample's ground-truth persons (``predict_sample``)."""
         if sample.centers is not None and sample.scales is not None:
-            center, scale = mpii_center_scale(sample.centers, sample.scales)
-            nms = False if nms is None else nms
-        else:
-            boxes = gt_boxes(sample.keypoints, sample.areas, sample.bboxes, sample.size_wh)
-            center, scale = self.boxes_to_center_scale(boxes)
-            nms = True if nms is None else nms
-        decoded = self.decode(self.maps_for(sample.image, center, scale, None,
-                                            int(sample.image_id)))
-        if not nms:
-            return Poses(decoded.keypoints, decoded.scores)
-        return poses_of(decoded)
+            return mpii_center_scale(sample.centers, sample.scales)
+        boxes = gt_boxes(sample.keypoints, sample.areas, sample.bboxes, sample.size_wh)
+        return self.boxes_to_center_scale(boxes)
 
 
 def gt_boxes(

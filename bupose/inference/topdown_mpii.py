@@ -29,7 +29,8 @@ def predict_mpii(predictor: TopDownPredictor, reader: Any) -> np.ndarray:
     Returns:
         (N, 16, 3) float32 [x, y, heatmap maximum] in 0-based image px.
     """
-    people = [predictor.predict_sample(reader[i], nms=False).keypoints for i in range(len(reader))]
+    samples = (reader[i] for i in range(len(reader)))
+    people = [poses.keypoints for poses in predictor.predict_samples(samples, nms=False)]
     k = predictor.spec.num_keypoints
     return np.concatenate(people) if people else np.zeros((0, k, 3), np.float32)
 

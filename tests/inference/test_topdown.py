@@ -132,10 +132,12 @@ def test_predict_sample_uses_cleaned_gt_boxes(tiny: torch.nn.Module) -> None:
 
     reader = CocoKeypoints(require(COCO_DIR / "test_coco.json"), COCO_DIR, tiny.meta.spec)
     expected = _expected("e2e_gt_flip.json")["results"]
-    predictor = TopDownPredictor(tiny, tiny.meta.spec)
-    for index in range(len(reader)):
-        sample = reader[index]
+    predictor = TopDownPredictor(tiny, tiny.meta.spec, batch_size=4)
+    samples = [reader[i] for i in range(len(reader))]
+    streamed = list(predictor.predict_samples(samples))  # crops of several samples per pass
+    for sample, poses_streamed in zip(samples, streamed):
         poses = predictor.predict_sample(sample)
+        np.testing.assert_allclose(poses_streamed.keypoints, poses.keypoints, rtol=0, atol=1e-4)
         want = [r for r in expected if r["image_id"] == sample.image_id]
         assert len(poses) == len(want)
         np.testing.assert_allclose(poses.keypoints.reshape(len(want), -1),
@@ -206,7 +208,7 @@ def test_maps_stream_shares_passes_across_images(tiny: torch.nn.Module, gt: dict
     calls = []
     forward = predictor.forward
     predictor.forward = lambda x: calls.append(len(x)) or forward(x)  # type: ignore[method-assign]
-    items = [(i, pixels[i], boxes[i], None, i) for i in pixels]
+    items = [(i, pixels[i], *predictor.boxes_to_center_scale(boxes[i]), None, i) for i in pixels]
     streamed = list(predictor.maps_stream(items))
     assert [key for key, _ in streamed] == list(pixels)
     assert calls == [7, 5]  # 1 + 2 + 4 people reach the batch size, then 5: not one per image
