@@ -39,7 +39,7 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=int, default=None, metavar="N",
                    help="input size of the short side (default: the checkpoint's)")
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    add_decoder_args(g)  # type: ignore[arg-type]  (an argument group takes the same calls)
+    add_decoder_args(g)  # type: ignore[arg-type]  # a group takes the same add_argument calls
 
 
 def predict_dataset(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any]:

@@ -41,7 +41,7 @@ def peak_cells(keypoints: np.ndarray, size_wh: tuple[int, int]) -> tuple[np.ndar
     """
     kps = np.asarray(keypoints, dtype=np.float64)
     w, h = size_wh
-    finite = np.isfinite(kps[..., :2]).all(axis=-1)
+    finite = np.asarray(np.isfinite(kps[..., :2]).all(axis=-1))
     cells = np.trunc(np.where(finite[..., None], kps[..., :2], -1.0)).astype(np.int64)
     x, y = cells[..., 0], cells[..., 1]
     valid = (kps[..., 2] > 0) & finite & (x >= 0) & (y >= 0) & (x < w) & (y < h)

@@ -134,4 +134,4 @@ def _build(lo, hi, vmax):  # noqa: ANN001, ANN202
 def build_grid(lo: np.ndarray, hi: np.ndarray, vmax: np.ndarray, tmax: np.ndarray) -> TagGrid:
     """TagGrid of the entries (lo, hi (K, E, L), vmax (K, E)) of ``tile_halves`` of tiles
     with maxima tmax (K, T)."""
-    return TagGrid(*_build(lo, hi, vmax), np.ascontiguousarray(tmax, dtype=np.float32))
+    return TagGrid._make((*_build(lo, hi, vmax), np.ascontiguousarray(tmax, dtype=np.float32)))
