@@ -236,6 +236,10 @@ class TrainCfg:
 class EvalCfg:
     """Validation with the test-time pipeline (ALGORITHMS.md §2.5) and the evaluator (§1.2).
 
+    The keys named like ``bupose.inference.settings.TestSettings`` keys (decoder, flip, scales,
+    max_people, detection_threshold, tag_threshold, nms_kernel, adjust, refine) are the test
+    settings, matched by name: validation uses them and trained checkpoints record them.
+
     Attributes:
         kind: "coco" or "crowdpose" (which AP protocol).
         decoder: a name from the DECODERS registry ("ae" fixed order, "hae" progressive).
