@@ -24,6 +24,7 @@ from bupose.errors import DataError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from bupose.cli.infer_cmd import add_decoder_args
+    from bupose.cli.infer_offsets import add_offsets_args
     from bupose.cli.infer_topdown import add_cal_args
 
     p = subparsers.add_parser(
@@ -35,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("maps", nargs="+", type=Path, metavar="MAPS.npz", help="saved decoder inputs")
     add_decoder_args(p)
     add_cal_args(p.add_argument_group("--decoder cal (top-down CAL maps of `infer --save-maps`)"))
+    add_offsets_args(p, infer=False)
     p.add_argument("--spec", default="coco17",
                    help="keypoint spec name or JSON/YAML file (default coco17)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
@@ -134,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
         from bupose.cli.infer_topdown import run_decode
 
         return run_decode(args)
+    if args.decoder == "offsets":  # SimplePose V2 maps (heatmaps, offsets): cli/infer_offsets.py
+        from bupose.cli.infer_offsets import run_decode as run_decode_offsets
+
+        return run_decode_offsets(args)
     spec = load_spec(args.spec)
     flags = settings_flags(args)
     entries: list[dict[str, Any]] = []

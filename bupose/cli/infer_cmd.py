@@ -37,6 +37,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from bupose.cli.common import add_model_args
+    from bupose.cli.infer_offsets import add_offsets_args
     from bupose.cli.infer_stream import add_stream_args
     from bupose.cli.infer_topdown import add_topdown_args
 
@@ -50,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_decoder_args(p)
     add_topdown_args(p)
+    add_offsets_args(p)
     add_stream_args(p)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test (default: the checkpoint's / TEST.FLIP_TEST, else on)")
@@ -80,7 +82,7 @@ def add_decoder_args(p: argparse.ArgumentParser) -> None:
     Every default is None = "not given": the checkpoint's (or the saved maps') settings apply,
     else the official defaults (``bupose.inference.settings.TestSettings``).
     """
-    p.add_argument("--decoder", choices=("ae", "hae", "cal"), default=None,
+    p.add_argument("--decoder", choices=("ae", "hae", "cal", "offsets"), default=None,
                    help="grouping: associative embedding (official order) or HAE progressive "
                         "(default: the checkpoint's decoder, else ae)")
     p.add_argument("--detection-threshold", type=float, default=None, metavar="T",
@@ -216,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
         from bupose.cli.infer_topdown import run_topdown
 
         return run_topdown(args, model)
+    if model_family(model) == "offsets":
+        from bupose.cli.infer_offsets import run_offsets
+
+        return run_offsets(args, model)
     model.to(args.device).eval()
     predictor = build_predictor(args, model)
     entries: list[dict[str, Any]] = []

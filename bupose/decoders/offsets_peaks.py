@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 CUBIC_A = -0.75  # torch's bicubic coefficient
 TIE_MARGIN = 4e-6  # relative: far above the float32 difference of two summation orders
+FULL_FRACTION = 0.25  # windowed search only when at most this fraction of the cells can peak
 
 
 @dataclass
@@ -117,14 +118,34 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+def _filter5(maps: np.ndarray, op: np.ufunc) -> np.ndarray:
+    """``op`` (np.maximum / np.minimum) over each cell's 5x5 window, borders clamped."""
+    out = maps.copy()
+    for axis in (1, 2):
+        src = out.copy()
+        n = src.shape[axis]
+        for d in (1, 2):
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[axis], hi[axis] = slice(d, None), slice(None, n - d)
+            op(out[tuple(lo)], src[tuple(hi)], out=out[tuple(lo)])
+            op(out[tuple(hi)], src[tuple(lo)], out=out[tuple(hi)])
+    return out
+
+
 def _candidate_cells(heatmaps: np.ndarray, factor: int, thre: float) -> np.ndarray:
-    """(n, 3) [channel, row, col] of the cells whose upsampled pixels can reach ``thre``: some
-    cell of the 5x5 window has P * v + |N| * (most negative value of the channel) >= thre."""
+    """(n, 3) [channel, row, col] of the cells whose upsampled pixels can reach ``thre``:
+    P * max(v, 0) + |N| * max(-v, 0) over the 5x5 window (the negative part taken over the
+    whole channel when it is small, which makes the test a dilation of a threshold mask)."""
     pos, neg = _bound_factors(factor)
+    target = thre * (1 - TIE_MARGIN) - 1e-12
     lowest = np.maximum(-heatmaps.reshape(len(heatmaps), -1).min(axis=1), 0)
-    seed = (thre * (1 - TIE_MARGIN) - 1e-12 - neg * lowest) / pos
-    seed[seed <= 0] = -np.inf  # the negative lobes alone may reach thre: every cell
-    return np.argwhere(_dilate(heatmaps >= seed[:, None, None], 2))
+    if np.all(neg * lowest < 0.5 * target):
+        seed = (target - neg * lowest) / pos
+        return np.argwhere(_dilate(heatmaps >= seed[:, None, None], 2))
+    high = np.maximum(_filter5(heatmaps, np.maximum), 0)
+    low = np.maximum(-_filter5(heatmaps, np.minimum), 0)
+    return np.argwhere(pos * high + neg * low >= target)
 
 
 def _window_operator(factor: int) -> np.ndarray:
@@ -185,6 +206,8 @@ def peaks_windowed(heatmaps: np.ndarray, factor: int, topk: int, thre: float) ->
     """
     heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
     cells = _candidate_cells(heatmaps, factor, thre)
+    if len(cells) > FULL_FRACTION * heatmaps.size:  # e.g. noisy maps: the whole maps are cheaper
+        return peaks_full(heatmaps, factor, topk)
     win = _windows(heatmaps, cells, factor)
     is_peak, near_tie = _local_peaks(win)
     centre = win[1:-1, 1:-1]
@@ -221,14 +244,14 @@ def _select(
         v = vals[starts[j]:starts[j + 1]][: topk + 1]
         if len(v) > 1 and np.any(-np.diff(v) < TIE_MARGIN * np.maximum(np.abs(v[1:]), 1.0)):
             suspicious[j] = True
-        if suspicious[j]:
-            full = peaks_full(heatmaps[j:j + 1], factor, topk)
-            for name in ("scores", "inds", "ys", "xs"):
-                getattr(out, name)[j] = getattr(full, name)[0]
-            continue
         sl = slice(starts[j], min(starts[j + 1], starts[j] + topk))
         n = sl.stop - sl.start
         out.scores[j, :n] = vals[sl]
         out.ys[j, :n], out.xs[j, :n] = ys[sl], xs[sl]
         out.inds[j, :n] = ys[sl] * width + xs[sl]
+    redo = np.nonzero(suspicious)[0]
+    if len(redo):
+        full = peaks_full(heatmaps[redo], factor, topk)
+        for name in ("scores", "inds", "ys", "xs"):
+            getattr(out, name)[redo] = getattr(full, name)
     return out

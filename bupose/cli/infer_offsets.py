@@ -1,0 +1,185 @@
+"""SimplePose V2 ("offsets" family) in ``bupose infer`` and ``bupose decode --decoder offsets``.
+
+``bupose infer IMAGES --checkpoint OFFICIAL_OG.pth`` runs the official test path
+(``bupose.inference.offset_predictor``) with the README evaluation flags as defaults:
+``--resize-mode long-edge|fixed-height`` (default long-edge), ``--input-size`` (default the
+model's, 640), ``--flip/--no-flip`` (default flip), ``--thre-hmp 0.04``, ``--topk 32``,
+``--dist-max 40``, ``--person-thre 0.04`` (+ ``--cat-flip-offset``). Outputs: ``--json``
+(COCO entries: keypoints x, y, heatmap value, 0, 0, 0 for a joint not found; score = sum of the
+values / K as ``evaluate.py``; the official file writes a not-found joint at offset/scale with a
+0/1 flag instead), ``--draw``, ``--save-maps DIR`` (per image ``<stem>.npz``: heatmaps (K,h,w),
+offsets (2L,h,w), meta_offset, meta_scale (2,), image_id, file_name), ``--annotations`` (AP).
+
+``bupose decode MAPS.npz... --decoder offsets`` decodes such files (heatmaps (K,h,w) or
+(1,K,h,w), offsets (2L,h,w) or (1,2L,h,w) at stride 4 of the network input; with meta_offset and
+meta_scale the results are in image pixels, else in input pixels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bupose.errors import ConfigError, DataError
+
+
+def add_offsets_args(p: argparse.ArgumentParser, infer: bool = True) -> None:
+    """Options of the offsets family (None = the official default)."""
+    g = p.add_argument_group("SimplePose V2 (offsets) models / --decoder offsets")
+    if infer:
+        g.add_argument("--resize-mode", choices=("long-edge", "fixed-height"), default=None,
+                       help="long edge = input size + centre pad (default), or height = input "
+                            "size + right/bottom pad to a multiple of 128")
+        g.add_argument("--cat-flip-offset", action="store_true",
+                       help="stack the flip-test offsets as 4-vectors instead of averaging")
+    g.add_argument("--thre-hmp", type=float, default=None, metavar="T",
+                   help="keypoint candidate threshold (default 0.04)")
+    g.add_argument("--topk", type=int, default=None, metavar="N",
+                   help="peaks per joint type (default 32; --top-k is the same)")
+    g.add_argument("--dist-max", type=float, default=None, metavar="D",
+                   help="largest guide error of a limb in input pixels (default 40)")
+    g.add_argument("--person-thre", type=float, default=None, metavar="T",
+                   help="drop people whose mean joint value is below T (default 0.04)")
+
+
+def offset_params(args: argparse.Namespace) -> Any:
+    """OffsetParams from the flags (official defaults for what is not given)."""
+    from bupose.decoders.offsets import OffsetParams
+
+    given = {"thre_hmp": args.thre_hmp, "dist_max": args.dist_max,
+             "person_thre": args.person_thre,
+             "topk": args.topk if args.topk is not None else getattr(args, "top_k", None)}
+    try:
+        return OffsetParams(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def build_offset_predictor(args: argparse.Namespace, model: Any) -> Any:
+    from bupose.inference.offset_predictor import OffsetPredictor
+
+    size = args.input_size or getattr(model.meta, "input_size", None) or 640
+    try:
+        return OffsetPredictor(model, model.meta.spec, offset_params(args), input_size=int(size),
+                               resize_mode=args.resize_mode or "long-edge",
+                               flip=True if args.flip is None else args.flip,
+                               cat_flip_offset=args.cat_flip_offset, device=args.device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def run_offsets(args: argparse.Namespace, model: Any) -> int:
+    """``bupose infer`` for a SimplePose V2 model (module docstring)."""
+    import torch
+    from tqdm import tqdm
+
+    from bupose.cli.infer_cmd import (
+        _check_unique_stems,
+        _draw,
+        _print_scores,
+        collect_images,
+        image_ids,
+        keep_confident,
+        save_maps,
+    )
+    from bupose.evaluation.results import write_coco_results
+    from bupose.utils.io import read_image, read_json
+
+    images = collect_images(args.images)
+    if args.save_maps or args.draw:
+        _check_unique_stems(images)
+    gt = read_json(args.annotations, "annotation file") if args.annotations else None
+    ids = image_ids(images, gt, args.annotations)
+    model.to(args.device).eval()
+    predictor = build_offset_predictor(args, model)
+    entries: list[dict[str, Any]] = []
+    with torch.inference_mode():
+        for path, image_id in zip(tqdm(images, desc="infer", unit="img"), ids):
+            image = read_image(path)
+            maps = predictor.maps(image)
+            if args.save_maps:
+                arrays = dict(maps.to_numpy(), image_id=np.int64(image_id),
+                              file_name=np.str_(path.name))
+                save_maps(args.save_maps / f"{path.stem}.npz", arrays)
+            poses = keep_confident(predictor.decode(maps), args.min_score)
+            entries.extend(poses.to_coco(image_id, file_name=path.name))
+            if args.draw:
+                _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
+    if args.json:
+        write_coco_results(args.json, entries)
+    print(f"{len(images)} images, {len(entries)} people"
+          + (f"; results: {args.json}" if args.json else ""), file=sys.stderr)
+    if gt is not None:
+        _print_scores(entries, gt, ids, predictor.spec)
+    return 0
+
+
+def load_offset_maps(path: Path) -> dict[str, Any]:
+    """Read and check one maps npz of ``--decoder offsets`` (module docstring).
+
+    Raises DataError naming the file for a missing/unreadable file, a missing key or bad shapes.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: maps file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # zipfile/numpy raise many types for a damaged file
+        raise DataError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from None
+    for key in ("heatmaps", "offsets"):
+        if key not in arrays:
+            raise DataError(f"{path}: no {key!r} array (has {', '.join(sorted(arrays))})")
+        if arrays[key].ndim == 4 and arrays[key].shape[0] == 1:
+            arrays[key] = arrays[key][0]
+        if arrays[key].ndim != 3 or not np.issubdtype(arrays[key].dtype, np.floating):
+            raise DataError(f"{path}: {key} must be float (C,h,w) or (1,C,h,w), got "
+                            f"{arrays[key].shape} {arrays[key].dtype}")
+        if not np.isfinite(arrays[key]).all():
+            raise DataError(f"{path}: {key} has non-finite values")
+    if arrays["heatmaps"].shape[1:] != arrays["offsets"].shape[1:]:
+        raise DataError(f"{path}: heatmaps {arrays['heatmaps'].shape} and offsets "
+                        f"{arrays['offsets'].shape} differ in size")
+    present = [k for k in ("meta_offset", "meta_scale") if k in arrays]
+    if len(present) == 1:
+        raise DataError(f"{path}: has {present[0]!r} but not the other of meta_offset/meta_scale")
+    for key in present:
+        arrays[key] = np.asarray(arrays[key], np.float64).reshape(-1)
+        if arrays[key].shape != (2,) or not np.isfinite(arrays[key]).all():
+            raise DataError(f"{path}: {key} must be 2 finite values")
+    if present and not (arrays["meta_scale"] > 0).all():
+        raise DataError(f"{path}: meta_scale must be positive")
+    return arrays
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    """``bupose decode --decoder offsets`` (module docstring)."""
+    from bupose.cli.infer_cmd import keep_confident
+    from bupose.decoders.offsets import decode_offsets
+    from bupose.evaluation.results import write_coco_results
+    from bupose.inference.offset_predictor import poses_from_decoded
+
+    params = offset_params(args)
+    entries: list[dict[str, Any]] = []
+    for index, path in enumerate(args.maps):
+        arrays = load_offset_maps(path)
+        try:
+            decoded = decode_offsets(arrays["heatmaps"], arrays["offsets"], params)
+        except ValueError as e:
+            raise DataError(f"{path}: {e}") from None
+        image_frame = "meta_offset" in arrays
+        meta = ((arrays["meta_offset"], arrays["meta_scale"]) if image_frame
+                else (np.zeros(2), np.ones(2)))
+        poses = keep_confident(poses_from_decoded(decoded.poses, *meta), args.min_score)
+        default_id = int(path.stem) if path.stem.isdigit() else index
+        image_id = int(arrays["image_id"]) if "image_id" in arrays else default_id
+        name = str(arrays["file_name"]) if "file_name" in arrays else None
+        frame = "image" if image_frame else "input"
+        print(f"{path}: {len(poses)} people ({frame} pixels)", file=sys.stderr)
+        entries.extend(poses.to_coco(image_id, file_name=name))
+    if args.json:
+        write_coco_results(args.json, entries)
+    return 0
