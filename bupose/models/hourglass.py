@@ -45,13 +45,10 @@ class ConvBNReLU(nn.Module):
 
 class Residual(nn.Module):
     """Two 3x3 conv+BN (ReLU between) plus a shortcut (1x1 conv + BN when the stride or width
-    changes), then ReLU. ``kernel`` is accepted for the official signature; both convs are
-    3x3 whatever its value, as in the official block."""
+    changes), then ReLU."""
 
-    def __init__(self, kernel: int, in_channels: int, out_channels: int,
-                 stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
-        del kernel
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.relu1 = nn.ReLU(inplace=True)
@@ -72,11 +69,11 @@ def _residuals(in_channels: int, out_channels: int, count: int, stride: int = 1,
     """``count`` residuals from ``in_channels`` to ``out_channels``: the first changes width and
     stride (``change_last`` False) or the last one changes the width (the decoder side)."""
     if change_last:
-        blocks = [Residual(3, in_channels, in_channels) for _ in range(count - 1)]
-        blocks.append(Residual(3, in_channels, out_channels))
+        blocks = [Residual(in_channels, in_channels) for _ in range(count - 1)]
+        blocks.append(Residual(in_channels, out_channels))
         return nn.Sequential(*blocks)
-    blocks = [Residual(3, in_channels, out_channels, stride)]
-    blocks += [Residual(3, out_channels, out_channels) for _ in range(count - 1)]
+    blocks = [Residual(in_channels, out_channels, stride)]
+    blocks += [Residual(out_channels, out_channels) for _ in range(count - 1)]
     return nn.Sequential(*blocks)
 
 
@@ -119,11 +116,11 @@ class StackedHourglass(nn.Module):
         self.order, self.num_stacks = int(order), int(num_stacks)
         curr = dims[0]
         self.pre = nn.Sequential(ConvBNReLU(7, 3, stem_channels, stride=2),
-                                 Residual(3, stem_channels, curr, stride=2))
+                                 Residual(stem_channels, curr, stride=2))
         self.kps = nn.ModuleList(HourglassModule(order, dims, modules)
                                  for _ in range(num_stacks))
         self.cnvs = nn.ModuleList(ConvBNReLU(3, curr, cnv_dim) for _ in range(num_stacks))
-        self.inters = nn.ModuleList(Residual(3, curr, curr) for _ in range(num_stacks - 1))
+        self.inters = nn.ModuleList(Residual(curr, curr) for _ in range(num_stacks - 1))
         self.inters_ = nn.ModuleList(_conv1x1_bn(curr, curr) for _ in range(num_stacks - 1))
         self.cnvs_ = nn.ModuleList(_conv1x1_bn(cnv_dim, curr) for _ in range(num_stacks - 1))
         self.relu = nn.ReLU(inplace=True)
