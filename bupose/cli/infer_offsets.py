@@ -62,6 +62,9 @@ def offset_params(args: argparse.Namespace) -> Any:
 def build_offset_predictor(args: argparse.Namespace, model: Any) -> Any:
     from bupose.inference.offset_predictor import OffsetPredictor
 
+    if getattr(args, "scales", None) not in (None, (1.0,)):
+        raise ConfigError("--scales: SimplePose V2 (offsets) models are evaluated at one scale "
+                          "(--input-size, --resize-mode)")
     size = args.input_size or getattr(model.meta, "input_size", None) or 640
     try:
         return OffsetPredictor(model, model.meta.spec, offset_params(args), input_size=int(size),

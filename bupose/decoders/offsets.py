@@ -18,7 +18,8 @@ with the reference's meta (offset, scale).
 
 Reference quirks reproduced (fixtures README "Reference quirks"; numbers are theirs):
 1. row of a peak = integer division of its flat index (``offsets_peaks.peaks_full``);
-3. the -1/+1 column-sum rule and the relabelling of all 2s / 1s (``offsets_group``);
+3. the -1/+1 column-sum rule (``OffsetParams.matched_limbs_start_people=False`` fixes it) and
+   the relabelling of all 2s / 1s (``offsets_group``);
 4. replace test at slot b OR a; merge only on exactly 2 shared ids (``offsets_group``);
 5. x == 0 or y == 0 is invalid; low candidates are moved by -1e5 but stay in the nearest search
    (``collect_limbs``, ``offsets_group``);
@@ -61,6 +62,8 @@ class OffsetParams:
         use_scale: compare d with max(dist_max, end-joint scale) (``--use-scale``).
         keypoint_scale: the scale of every candidate without a scale head (the reference: 4).
         peaks: "windowed" (fast, same result) or "full" (the reference's whole-map upsampling).
+        matched_limbs_start_people: True (official, quirk 3): a limb whose match column sums to
+            0 (e.g. -1 and +1) starts a new person; False: only a limb matching nobody does.
     """
 
     thre_hmp: float = 0.04
@@ -73,6 +76,7 @@ class OffsetParams:
     use_scale: bool = True
     keypoint_scale: float = 4.0
     peaks: str = "windowed"
+    matched_limbs_start_people: bool = True
 
     def __post_init__(self) -> None:
         if self.peaks not in ("windowed", "full"):
@@ -216,7 +220,8 @@ def decode_offsets(
     size = (heatmaps.shape[1] * params.upsample, heatmaps.shape[2] * params.upsample)
     peaks = find_peaks(heatmaps, params)
     limbs = collect_limbs(peaks, offsets, params, skeleton, size)
-    people = group_limbs(limbs, skeleton, heatmaps.shape[0], params.dist_max, params.use_scale)
+    people = group_limbs(limbs, skeleton, heatmaps.shape[0], params.dist_max, params.use_scale,
+                         params.matched_limbs_start_people)
     poses = delete_sort(people, params.person_thre, params.sort_dim)
     return OffsetDecoded(poses, peaks, limbs)
 

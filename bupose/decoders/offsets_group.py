@@ -112,6 +112,7 @@ def group_limbs(
     num_joints: int,
     dist_max: float = 40.0,
     use_scale: bool = True,
+    matched_limbs_start_people: bool = True,
 ) -> np.ndarray:
     """Greedy grouping of all candidate limbs of one image, limb types in skeleton order.
 
@@ -122,6 +123,9 @@ def group_limbs(
         dist_max: limbs whose guide error d is not below max(dist_max, scale2) (or dist_max
             without ``use_scale``) are dropped.
         use_scale: compare d with max(dist_max, end-joint scale).
+        matched_limbs_start_people: the reference's rule (quirk 3): a limb starts a new person
+            when its match column sums to 0, which includes a solved (-1) plus an unsolved (+1)
+            match. False: only limbs that match nobody start a person.
 
     Returns:
         (M, J, 6) float32 people, -1 for empty entries, in creation order (before
@@ -138,7 +142,10 @@ def group_limbs(
             people = _merge_people(people)
         # quirk 3 (the -1/+1 column-sum rule): a limb whose column sums to 0 starts a new person,
         # which also holds for a column with one solved (-1) and one unsolved (+1) match
-        new = np.nonzero(np.sum(matches, axis=0) == 0)[0]
+        if matched_limbs_start_people:
+            new = np.nonzero(np.sum(matches, axis=0) == 0)[0]
+        else:
+            new = np.nonzero(np.all(matches == 0, axis=0))[0]
         if len(new):
             people = np.concatenate((people, _new_people(conns, new, a, b, num_joints)))
     return people

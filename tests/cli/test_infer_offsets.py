@@ -104,3 +104,18 @@ def test_decode_fixture_maps_in_input_pixels(tmp_path: Path) -> None:
     np.testing.assert_allclose(kps[..., :2], poses[..., :2], atol=1e-4)
     np.testing.assert_allclose([e["score"] for e in entries], poses[..., 2].sum(-1) / 17,
                                atol=1e-6)
+
+
+def test_decode_flags_override_defaults(tmp_path: Path) -> None:
+    """--person-thre drops the people whose mean joint value is below it (official rule)."""
+    with np.load(require(OG / "decoding" / "mini_217285_13p.npz")) as z:
+        maps = tmp_path / "m.npz"
+        np.savez(maps, heatmaps=z["heatmaps"], offsets=z["offsets"],
+                 meta_offset=z["meta_offset"], meta_scale=z["meta_scale"])
+        values = z["poses"][..., 2]
+    mean = np.asarray([v[v > 0].mean() for v in values])
+    threshold = float(np.sort(mean)[len(mean) // 2]) - 1e-4
+    out = tmp_path / "r.json"
+    args = ["decode", str(maps), "--decoder", "offsets", "--json", str(out)]
+    assert main([*args, "--person-thre", str(threshold), "--topk", "32"]) == 0
+    assert len(json.loads(out.read_text())) == int(np.sum(mean >= threshold)) < len(mean)

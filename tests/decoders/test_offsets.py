@@ -109,6 +109,8 @@ def test_column_sum_quirk_starts_a_person() -> None:
     # limbs of a type are taken best first: (10, 12) then (10, 11)
     np.testing.assert_array_equal(people[:, :, 5], [[10, 12], [10, 11], [10, 11]])
     np.testing.assert_allclose(people[1, :, 4], 0.7)  # raised by the "2 shared" step
+    fixed = group_limbs(limbs, [(0, 1), (0, 1)], 2, matched_limbs_start_people=False)
+    np.testing.assert_array_equal(fixed[:, :, 5], [[10, 12], [10, 11]])
 
 
 def test_merge_only_on_exactly_two_shared_ids() -> None:
