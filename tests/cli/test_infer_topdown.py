@@ -150,3 +150,16 @@ def test_infer_mpii_gt_boxes_and_pckh(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_boxes_with_a_bottom_up_model_is_an_error(capsys: pytest.CaptureFixture) -> None:
     assert main(["infer", _images()[0], "--model", "higherhrnet_tiny", "--boxes", "gt"]) == 2
     assert "top-down" in capsys.readouterr().err
+
+
+def test_decode_rejects_mixing_flip_and_plain_maps(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    base = {"heatmaps": np.zeros((1, 17, 16, 12), np.float32),
+            "offsets": np.zeros((1, 34, 16, 12), np.float32),
+            "center": np.zeros((1, 2)), "scale": np.ones((1, 2))}
+    np.savez(tmp_path / "1.npz", **base)
+    np.savez(tmp_path / "2.npz", **base, heatmaps_flip=base["heatmaps"],
+             offsets_flip=base["offsets"])
+    assert main(["decode", str(tmp_path / "1.npz"), str(tmp_path / "2.npz"),
+                 "--decoder", "cal"]) == 2
+    assert "flip" in capsys.readouterr().err
