@@ -112,38 +112,38 @@ def find_peaks(heatmaps: np.ndarray, params: OffsetParams) -> Peaks:
     return peaks_windowed(heatmaps, params.upsample, params.topk, params.thre_hmp)
 
 
-def sample_bilinear(maps: np.ndarray, ys: np.ndarray, xs: np.ndarray, factor: int) -> np.ndarray:
-    """Values of the x``factor`` bilinear upsampling (align_corners False, as torch) of ``maps``
-    at upsampled pixels (ys, xs).
+def sample_bilinear(
+    maps: np.ndarray, index: np.ndarray, ys: np.ndarray, xs: np.ndarray, factor: int
+) -> np.ndarray:
+    """Values of the x``factor`` bilinear upsampling (align_corners False, as torch) of maps
+    at upsampled pixels.
 
     Args:
-        maps: (C, h, w) float32 low-res maps.
+        maps: (N, C, h, w) float32 low-res maps.
+        index: (n,) int map of each point (first axis of ``maps``).
         ys, xs: (n,) int upsampled pixel rows / columns.
 
     Returns:
-        (C, n) float32.
+        (n, C) float32.
     """
-    _, h, w = maps.shape
+    h, w = maps.shape[-2:]
 
     def axis(o: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         src = np.maximum((o.astype(np.float32) + np.float32(0.5)) / np.float32(factor)
                          - np.float32(0.5), np.float32(0))
         i0 = np.minimum(src.astype(np.int64), size - 1)
         i1 = np.minimum(i0 + 1, size - 1)
-        return i0, i1, (src - i0).astype(np.float32)
+        return i0, i1, (src - i0).astype(np.float32)[:, None]
 
     y0, y1, ly = axis(ys, h)
     x0, x1, lx = axis(xs, w)
-    top = maps[:, y0, x0] * (1 - lx) + maps[:, y0, x1] * lx
-    bottom = maps[:, y1, x0] * (1 - lx) + maps[:, y1, x1] * lx
+    top = maps[index, :, y0, x0] * (1 - lx) + maps[index, :, y0, x1] * lx
+    bottom = maps[index, :, y1, x0] * (1 - lx) + maps[index, :, y1, x1] * lx
     return (top * (1 - ly) + bottom * ly).astype(np.float32)
 
 
-def _candidates(peaks: Peaks, joint: int, thre: float) -> tuple[np.ndarray, np.ndarray]:
-    """(k, 2) float32 [x, y] (moved off the image below ``thre``, quirk 5), (k,) scores."""
-    xy = np.stack((peaks.xs[joint], peaks.ys[joint]), axis=-1)
-    xy = np.where(peaks.scores[joint][:, None] < thre, xy - OFF_IMAGE, xy)
-    return xy.astype(np.float32), peaks.scores[joint].astype(np.float32)
+def _norm(v: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.sum(v * v, axis=-1))
 
 
 def collect_limbs(
@@ -164,31 +164,34 @@ def collect_limbs(
     Returns:
         (L, k, 13) float32 limb records; ids are joint * H * W + flat index.
     """
+    start = np.asarray([a for a, _ in skeleton])
+    end = np.asarray([b for _, b in skeleton])
     nvec = offsets.shape[0] // len(skeleton)
+    xy = np.stack((peaks.xs, peaks.ys), axis=-1)  # (J, k, 2)
+    # quirk 5: low candidates are moved off the image but stay in the nearest search
+    xy = np.where(peaks.scores[..., None] < params.thre_hmp, xy - OFF_IMAGE, xy)
+    xy = xy.astype(np.float32)
+    scores = peaks.scores.astype(np.float32)
+    limb, slot = np.nonzero(peaks.inds[start] >= 0)
+    off = np.zeros((len(skeleton), scores.shape[1], nvec), np.float32)
+    off[limb, slot] = sample_bilinear(offsets.reshape(len(skeleton), nvec, *offsets.shape[1:]),
+                                      limb, peaks.ys[start][limb, slot],
+                                      peaks.xs[start][limb, slot], params.upsample)
+    guide = np.tile(xy[start], nvec // 2) + off  # (L, k, n_vec)
+    dist = _norm(guide[:, :, None] - np.tile(xy[end], nvec // 2)[:, None])  # (L, k, k)
+    near = np.argmin(dist, axis=2)  # first of equal distances, as torch.min
+    d = np.take_along_axis(dist, near[..., None], 2)[..., 0]
+    xy_q = np.take_along_axis(xy[end], near[..., None], 1)
+    v_q = np.take_along_axis(scores[end], near, 1)
+    length = np.maximum(_norm(xy[start] - xy_q), np.float32(params.min_len))
+    score = scores[start] * v_q * np.exp(-d / length)
     hw = map_size[0] * map_size[1]
-    limbs = []
-    for limb, (a, b) in enumerate(skeleton):
-        xy_a, v_a = _candidates(peaks, a, params.thre_hmp)
-        xy_b, v_b = _candidates(peaks, b, params.thre_hmp)
-        ok = peaks.inds[a] >= 0
-        off = np.zeros((len(v_a), nvec), np.float32)
-        off[ok] = sample_bilinear(offsets[limb * nvec:(limb + 1) * nvec], peaks.ys[a][ok],
-                                  peaks.xs[a][ok], params.upsample).T
-        guide = np.tile(xy_a, nvec // 2) + off
-        diff = guide[:, None, :] - np.tile(xy_b, nvec // 2)[None]
-        dist = np.sqrt(np.sum(diff * diff, axis=-1))
-        near = np.argmin(dist, axis=1)  # first of equal distances, as torch.min
-        d = dist[np.arange(len(near)), near]
-        xy_q = xy_b[near]
-        delta = xy_a - xy_q
-        length = np.maximum(np.sqrt(np.sum(delta * delta, axis=-1)), np.float32(params.min_len))
-        score = v_a * v_b[near] * np.exp(-d / length)
-        ids_a = (peaks.inds[a] + a * hw).astype(np.float32)
-        ids_b = (peaks.inds[b][near] + b * hw).astype(np.float32)
-        scale = np.full(len(v_a), params.keypoint_scale, np.float32)
-        limbs.append(np.stack((xy_a[:, 0], xy_a[:, 1], v_a, xy_q[:, 0], xy_q[:, 1], v_b[near],
-                               ids_a, ids_b, d, length, score, scale, scale), axis=-1))
-    return np.asarray(limbs, np.float32)
+    ids_a = (peaks.inds[start] + start[:, None] * hw).astype(np.float32)
+    ids_b = (np.take_along_axis(peaks.inds[end], near, 1) + end[:, None] * hw).astype(np.float32)
+    scale = np.full_like(d, params.keypoint_scale)
+    return np.stack((xy[start][..., 0], xy[start][..., 1], scores[start], xy_q[..., 0],
+                     xy_q[..., 1], v_q, ids_a, ids_b, d, length, score, scale, scale),
+                    axis=-1).astype(np.float32)
 
 
 def decode_offsets(
