@@ -359,8 +359,9 @@ def mpii_center_scale(
     """
     s = np.asarray(scales, np.float64).reshape(-1)
     c = np.asarray(centers, np.float64).reshape(-1, 2).copy()
-    c[:, 1] += MPII_CENTER_SHIFT * s
-    scale = np.stack([s, s], axis=1) * BOX_PADDING
+    given = c[:, 0] != -2.0  # the reference skips persons whose (1-based) centre x is -1
+    c[given, 1] += MPII_CENTER_SHIFT * s[given]
+    scale = np.stack([s, s], axis=1) * np.where(given, BOX_PADDING, 1.0)[:, None]
     return c.astype(np.float32), scale.astype(np.float32)
 
 
