@@ -152,7 +152,7 @@ class TopDownPredictor:
         ``clean`` applies the ground-truth clean-up (needs ``image_wh``)."""
         from bupose.data.topdown import box_to_center_scale
 
-        out = [box_to_center_scale(b, self.aspect, BOX_PADDING, clean, image_wh)
+        out = [box_to_center_scale(b.tolist(), self.aspect, BOX_PADDING, clean, image_wh)
                for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
         if not out:
             return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
