@@ -6,10 +6,11 @@ video / webcam / glob inputs, ``--batch`` > 1, ``--track`` or a torchrun launch)
 
 Images: ``--batch N`` runs images of equal network input size together (results equal to one at a
 time); under ``torchrun --nproc_per_node N`` each process takes every N-th image (rank r: images
-r, r + N, ...), the results are gathered in input order and rank 0 writes the one ``--json`` file,
-identical to a single-process run (``--save-maps`` / ``--draw`` files are written by the process
-that did the image). Videos / webcams: per-frame JSON entries (``bupose.inference.video``), an
-annotated ``<stem>.mp4`` per video under ``--draw DIR``, ``track_id`` with ``--track``.
+r, r + N, ...), the results are gathered in input order and rank 0 writes the one ``--json`` file:
+the same entries in the same order as a single-process run, values equal to float rounding
+(``--save-maps`` / ``--draw`` files are written by the process that did the image).
+Videos / webcams: per-frame JSON entries (``bupose.inference.video``), an annotated
+``<stem>.mp4`` per video under ``--draw DIR``, ``track_id`` with ``--track``.
 """
 
 from __future__ import annotations
