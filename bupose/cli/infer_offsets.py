@@ -8,7 +8,9 @@ model's, 640), ``--flip/--no-flip`` (default flip), ``--thre-hmp 0.04``, ``--top
 (COCO entries: keypoints x, y, heatmap value, 0, 0, 0 for a joint not found; score = sum of the
 values / K as ``evaluate.py``; the official file writes a not-found joint at offset/scale with a
 0/1 flag instead), ``--draw``, ``--save-maps DIR`` (per image ``<stem>.npz``: heatmaps (K,h,w),
-offsets (2L,h,w), meta_offset, meta_scale (2,), image_id, file_name), ``--annotations`` (AP).
+offsets (2L,h,w), meta_offset, meta_scale (2,), image_id, file_name), ``--annotations`` (AP),
+``--show-maps DIR`` (heatmaps, per-joint heatmaps, guiding offsets at the joints found, grouping:
+``bupose.viz.offsets``).
 
 ``bupose decode MAPS.npz... --decoder offsets`` decodes such files (heatmaps (K,h,w) or
 (1,K,h,w), offsets (2L,h,w) or (1,2L,h,w) at stride 4 of the network input; with meta_offset and
@@ -93,7 +95,8 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
     from bupose.utils.io import read_image, read_json
 
     images = collect_images(args.images)
-    if args.save_maps or args.draw:
+    show_maps = getattr(args, "show_maps", None)
+    if args.save_maps or args.draw or show_maps:
         _check_unique_stems(images)
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)
@@ -112,6 +115,11 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
             entries.extend(poses.to_coco(image_id, file_name=path.name))
             if args.draw:
                 _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
+            if show_maps:
+                from bupose.viz.offsets import write_offset_pictures
+
+                write_offset_pictures(show_maps, path.stem, image, maps, poses, predictor.spec,
+                                      predictor.skeleton)
     if args.json:
         write_coco_results(args.json, entries)
     print(f"{len(images)} images, {len(entries)} people"

@@ -70,8 +70,12 @@ def _infer(tmp_path: Path, variant: str, *extra: str) -> list[dict[str, Any]]:
 
 def test_infer_flip_long_edge_equals_official(tmp_path: Path) -> None:
     maps = tmp_path / "maps"
-    ours = _infer(tmp_path, "flip_long640", "--save-maps", str(maps))
+    pictures = tmp_path / "pictures"
+    ours = _infer(tmp_path, "flip_long640", "--save-maps", str(maps), "--show-maps",
+                  str(pictures), "--draw", str(pictures))
     _assert_same_results(ours, "flip_long640")
+    for kind in ("", "_heatmaps", "_joints", "_offsets", "_grouping"):
+        assert (pictures / f"000000196141{kind}.jpg").stat().st_size > 1000
     # the saved maps re-decode to the same results
     out = tmp_path / "decoded.json"
     files = sorted(str(p) for p in maps.glob("*.npz"))
