@@ -190,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from bupose.cli.common import model_from_args
     from bupose.cli.infer_files import check_skipped, read_or_skip, show_maps
     from bupose.evaluation.results import write_coco_results
     from bupose.utils.io import read_json
@@ -198,11 +197,12 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is None and args.model is not None:
         print(f"warning: --model {args.model} without --checkpoint: random weights "
               "(smoke runs and benchmarks only)", file=sys.stderr)
+    from bupose.cli.infer_stream import infer_model, run_stream, wants_stream
+
     if args.boxes is not None:  # person boxes: a top-down model (MPII annotations too)
         from bupose.cli.infer_topdown import run_topdown
 
-        return run_topdown(args, model_from_args(args))
-    from bupose.cli.infer_stream import infer_model, run_stream, wants_stream
+        return run_topdown(args, infer_model(args, use_default=False))
 
     if wants_stream(args):  # videos, webcams, globs, --batch, --track, torchrun (infer_stream)
         return run_stream(args)

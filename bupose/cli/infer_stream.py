@@ -44,13 +44,13 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
                    help="video / webcam: stop after N frames")
 
 
-def infer_model(args: argparse.Namespace) -> Any:
+def infer_model(args: argparse.Namespace, use_default: bool = True) -> Any:
     """The network of ``bupose infer``: ``--onnx FILE`` (``load_exported``), else the model the
-    model arguments name (the shipped default model when none)."""
+    model arguments name (with ``use_default``, the shipped default model when none)."""
     from bupose.cli.common import model_from_args
 
     if getattr(args, "onnx", None) is None:
-        return model_from_args(args, use_default=True)
+        return model_from_args(args, use_default=use_default)
     if args.checkpoint is not None or args.model is not None:
         raise ConfigError("--onnx FILE replaces --checkpoint / --model: give only one")
     from bupose.inference.onnx_backend import load_exported

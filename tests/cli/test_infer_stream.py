@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bupose.cli import main
-from tests.conftest import FIXTURES, ROOT, SHARED_DATA, require
+from tests.conftest import FIXTURES, ROOT, SHARED, SHARED_DATA, require
 from tests.inference.test_video import FPS, make_clip, read_video
 
 TINY = FIXTURES / "tiny"
@@ -103,3 +103,25 @@ def test_torchrun_two_processes_equal_one(reference, tmp_path):
     # single-process runs with the images in another order are not either)
     assert_same_poses(json.loads(out.read_text()), reference)
     assert len(list((tmp_path / "maps").glob("*.npz"))) == 4  # both ranks wrote theirs
+
+
+@pytest.mark.parametrize("family", ["offsets", "topdown"])
+def test_infer_onnx_other_families(tmp_path, family):
+    """The exported SimplePose (OffsetGuided tiny) and CAL (tiny, GT boxes) networks give the
+    PyTorch results through the families' own predictors."""
+    if family == "offsets":
+        model = ["--checkpoint", str(require(SHARED / "fixtures" / "official_offsetguided" / "tiny"
+                                             / "tiny_checkpoint.pth"))]
+        images, extra, dynamic = [str(require(SAMPLES / "000000000785.jpg"))], [], ["--dynamic"]
+    else:
+        cal = SHARED / "fixtures" / "official_cal" / "tiny"
+        model = ["--checkpoint", str(require(cal / "tiny_model.pth")),
+                 "--official-config", str(require(cal / "tiny_config.yaml"))]
+        images, dynamic = [str(SAMPLES)], []
+        extra = ["--boxes", "gt", "--annotations", str(require(SAMPLES / "test_coco.json"))]
+    exported = tmp_path / "m.onnx"
+    assert main(["export", *model, "--out", str(exported), *dynamic]) == 0
+    ref, ours = tmp_path / "ref.json", tmp_path / "onnx.json"
+    assert main(["infer", *images, *model, *extra, "--json", str(ref)]) == 0
+    assert main(["infer", *images, "--onnx", str(exported), *extra, "--json", str(ours)]) == 0
+    assert_same_poses(json.loads(ours.read_text()), json.loads(ref.read_text()))
