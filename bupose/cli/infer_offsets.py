@@ -8,7 +8,8 @@ model's, 640), ``--flip/--no-flip`` (default flip), ``--thre-hmp 0.04``, ``--top
 (COCO entries: keypoints x, y, heatmap value, 0, 0, 0 for a joint not found; score = sum of the
 values / K as ``evaluate.py``; the official file writes a not-found joint at offset/scale with a
 0/1 flag instead), ``--draw``, ``--save-maps DIR`` (per image ``<stem>.npz``: heatmaps (K,h,w),
-offsets (2L,h,w), meta_offset, meta_scale (2,), image_id, file_name), ``--annotations`` (AP),
+offsets (2L,h,w), meta_offset, meta_scale (2,), image_id, file_name, offset_params: JSON of the
+decoding settings, reused by ``bupose decode`` unless flags change them), ``--annotations`` (AP),
 ``--show-maps DIR`` (heatmaps, per-joint heatmaps, guiding offsets at the joints found, grouping:
 ``bupose.viz.offsets``).
 
@@ -20,6 +21,8 @@ meta_scale the results are in image pixels, else in input pixels).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,16 +51,20 @@ def add_offsets_args(p: argparse.ArgumentParser, infer: bool = True) -> None:
                    help="drop people whose mean joint value is below T (default 0.04)")
 
 
-def offset_params(args: argparse.Namespace) -> Any:
-    """OffsetParams from the flags (official defaults for what is not given)."""
+def offset_params(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> Any:
+    """OffsetParams: the flags given > ``stored`` (the settings saved with the maps) > the
+    official defaults."""
     from bupose.decoders.offsets import OffsetParams
 
+    names = {f.name for f in dataclasses.fields(OffsetParams)}
+    values = {k: v for k, v in (stored or {}).items() if k in names}
     given = {"thre_hmp": args.thre_hmp, "dist_max": args.dist_max,
              "person_thre": args.person_thre,
              "topk": args.topk if args.topk is not None else getattr(args, "top_k", None)}
+    values.update({k: v for k, v in given.items() if v is not None})
     try:
-        return OffsetParams(**{k: v for k, v in given.items() if v is not None})
-    except ValueError as e:
+        return OffsetParams(**values)
+    except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
 
 
@@ -109,7 +116,8 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
             maps = predictor.maps(image)
             if args.save_maps:
                 arrays = dict(maps.to_numpy(), image_id=np.int64(image_id),
-                              file_name=np.str_(path.name))
+                              file_name=np.str_(path.name), offset_params=np.str_(
+                                  json.dumps(dataclasses.asdict(predictor.params))))
                 save_maps(args.save_maps / f"{path.stem}.npz", arrays)
             poses = keep_confident(predictor.decode(maps), args.min_score)
             entries.extend(poses.to_coco(image_id, file_name=path.name))
@@ -163,6 +171,11 @@ def load_offset_maps(path: Path) -> dict[str, Any]:
             raise DataError(f"{path}: {key} must be 2 finite values")
     if present and not (arrays["meta_scale"] > 0).all():
         raise DataError(f"{path}: meta_scale must be positive")
+    if "offset_params" in arrays:
+        try:
+            arrays["offset_params"] = dict(json.loads(str(arrays["offset_params"])))
+        except (ValueError, TypeError):
+            raise DataError(f"{path}: 'offset_params' is not a JSON object") from None
     return arrays
 
 
@@ -173,10 +186,10 @@ def run_decode(args: argparse.Namespace) -> int:
     from bupose.evaluation.results import write_coco_results
     from bupose.inference.offset_predictor import poses_from_decoded
 
-    params = offset_params(args)
     entries: list[dict[str, Any]] = []
     for index, path in enumerate(args.maps):
         arrays = load_offset_maps(path)
+        params = offset_params(args, arrays.get("offset_params"))
         try:
             decoded = decode_offsets(arrays["heatmaps"], arrays["offsets"], params)
         except ValueError as e:

@@ -123,3 +123,11 @@ def test_decode_flags_override_defaults(tmp_path: Path) -> None:
     args = ["decode", str(maps), "--decoder", "offsets", "--json", str(out)]
     assert main([*args, "--person-thre", str(threshold), "--topk", "32"]) == 0
     assert len(json.loads(out.read_text())) == int(np.sum(mean >= threshold)) < len(mean)
+    # settings saved with the maps (infer --save-maps) apply unless a flag is given
+    with np.load(maps) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(maps, **arrays, offset_params=json.dumps({"person_thre": threshold}))
+    assert main(args) == 0
+    assert len(json.loads(out.read_text())) == int(np.sum(mean >= threshold))
+    assert main([*args, "--person-thre", "0.04"]) == 0
+    assert len(json.loads(out.read_text())) == len(mean)
