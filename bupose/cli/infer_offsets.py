@@ -91,19 +91,16 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
 
     from bupose.cli.infer_cmd import (
         _check_unique_stems,
-        _draw,
         _print_scores,
         collect_images,
         image_ids,
         keep_confident,
-        save_maps,
     )
     from bupose.evaluation.results import write_coco_results
     from bupose.utils.io import read_image, read_json
 
     images = collect_images(args.images)
-    show_maps = getattr(args, "show_maps", None)
-    if args.save_maps or args.draw or show_maps:
+    if args.save_maps or args.draw or getattr(args, "show_maps", None):
         _check_unique_stems(images)
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)
@@ -114,20 +111,9 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
         for path, image_id in zip(tqdm(images, desc="infer", unit="img"), ids):
             image = read_image(path)
             maps = predictor.maps(image)
-            if args.save_maps:
-                arrays = dict(maps.to_numpy(), image_id=np.int64(image_id),
-                              file_name=np.str_(path.name), offset_params=np.str_(
-                                  json.dumps(dataclasses.asdict(predictor.params))))
-                save_maps(args.save_maps / f"{path.stem}.npz", arrays)
             poses = keep_confident(predictor.decode(maps), args.min_score)
             entries.extend(poses.to_coco(image_id, file_name=path.name))
-            if args.draw:
-                _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
-            if show_maps:
-                from bupose.viz.offsets import write_offset_pictures
-
-                write_offset_pictures(show_maps, path.stem, image, maps, poses, predictor.spec,
-                                      predictor.skeleton)
+            _write_files(args, path, image_id, image, maps, poses, predictor)
     if args.json:
         write_coco_results(args.json, entries)
     print(f"{len(images)} images, {len(entries)} people"
@@ -135,6 +121,25 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
     if gt is not None:
         _print_scores(entries, gt, ids, predictor.spec)
     return 0
+
+
+def _write_files(args: argparse.Namespace, path: Path, image_id: int, image: np.ndarray,
+                 maps: Any, poses: Any, predictor: Any) -> None:
+    """The per-image ``--save-maps``, ``--draw`` and ``--show-maps`` files."""
+    from bupose.cli.infer_cmd import _draw, save_maps
+
+    if args.save_maps:
+        settings = json.dumps(dataclasses.asdict(predictor.params))
+        save_maps(args.save_maps / f"{path.stem}.npz",
+                  dict(maps.to_numpy(), image_id=np.int64(image_id),
+                       file_name=np.str_(path.name), offset_params=np.str_(settings)))
+    if args.draw:
+        _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
+    if getattr(args, "show_maps", None):
+        from bupose.viz.offsets import write_offset_pictures
+
+        write_offset_pictures(args.show_maps, path.stem, image, maps, poses, predictor.spec,
+                              predictor.skeleton)
 
 
 def load_offset_maps(path: Path) -> dict[str, Any]:

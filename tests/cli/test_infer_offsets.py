@@ -83,7 +83,6 @@ def test_infer_flip_long_edge_equals_official(tmp_path: Path) -> None:
     _assert_same_results(json.loads(out.read_text()), "flip_long640")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["noflip_long640", "flip_fixedheight640"])
 def test_infer_variants_equal_official(tmp_path: Path, variant: str) -> None:
     _assert_same_results(_infer(tmp_path, variant), variant)
