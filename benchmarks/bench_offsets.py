@@ -14,9 +14,10 @@ local checkout of hellojialee/OffsetGuided (imported at run time, never copied):
 The official ``topK_channel`` is wrapped so that the row is the integer division of the index,
 as on the torch 1.3.1 the reference pins (fixtures README, quirk 1); it builds its own
 ``multiprocessing.Pool`` for the grouping, as in ``evaluate.py`` (batch size 1). Times are the
-minimum wall time of ``--repeat`` interleaved runs. "identical": same people, joint ids and
-coordinates, heatmap values and limb scores within 1e-6. The last lines fit time = a + b *
-people for both sides (growth with the number of people).
+minimum wall time of ``--repeat`` interleaved runs (bupose also as process CPU time, which a
+busy machine disturbs less; the official grouping runs in a worker process). "identical": same
+people, joint ids and coordinates, heatmap values and limb scores within 1e-6. The last lines
+fit time = a + b * people for both sides (growth with the number of people).
 """
 
 from __future__ import annotations
@@ -81,18 +82,20 @@ def time_case(path: Path, official: Any, repeat: int) -> dict[str, Any]:
         heatmaps, offsets = z["heatmaps"], z["offsets"]
         people = len(z["gt_keypoints"])
     params = OffsetParams()
-    ours_t, ref_t, ours, ref = [], [], None, None
+    ours_t, ours_cpu, ref_t, ours, ref = [], [], [], None, None
     features = ((([torch.from_numpy(heatmaps)], None, [None])),
                 (([torch.from_numpy(offsets)], None, [None])))
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ours = decode_offsets(heatmaps[0], offsets[0], params).poses
         ours_t.append(time.perf_counter() - t0)
+        ours_cpu.append(time.process_time() - c0)
         if official is not None:
             t0 = time.perf_counter()
             ref = official.generate_poses(features, flip_test=False)[0]
             ref_t.append(time.perf_counter() - t0)
-    row = {"case": path.stem, "people": people, "found": len(ours), "ours": min(ours_t)}
+    row = {"case": path.stem, "people": people, "found": len(ours), "ours": min(ours_t),
+           "cpu": min(ours_cpu)}
     if official is not None:
         row.update(official=min(ref_t), same=identical(ours, ref))
     return row
@@ -113,14 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     official = official_decoder(args.official) if args.official else None
     rows = [time_case(args.fixtures / f"{c}.npz", official, args.repeat) for c in CASES]
-    print("| case | GT people | people found | official (ms) | bupose (ms) | speed-up "
-          "| identical |\n|---|---:|---:|---:|---:|---:|---|")
+    print("| case | GT people | people found | official (ms) | bupose (ms) | bupose CPU (ms) "
+          "| speed-up | identical |\n|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         ref = f"{r['official'] * 1e3:.1f}" if official is not None else "-"
         ratio = f"{r['official'] / r['ours']:.1f}x" if official is not None else "-"
         same = ("yes" if r["same"] else "NO") if official is not None else "-"
         print(f"| {r['case']} | {r['people']} | {r['found']} | {ref} | {r['ours'] * 1e3:.1f} "
-              f"| {ratio} | {same} |")
+              f"| {r['cpu'] * 1e3:.1f} | {ratio} | {same} |")
     print(f"\nbupose: {growth(rows, 'ours')}")
     if official is not None:
         print(f"official: {growth(rows, 'official')}")

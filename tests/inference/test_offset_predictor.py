@@ -105,3 +105,14 @@ def test_predictor_rejects_bad_input(predictor: OffsetPredictor) -> None:
         predictor(np.zeros((10, 10), np.float32))
     with pytest.raises(ValueError, match="resize mode"):
         OffsetPredictor(predictor.model, predictor.spec, resize_mode="square")
+
+
+def test_cat_flip_offset_and_fixed_height_run(predictor: OffsetPredictor) -> None:
+    """The --cat-flip-offset variant (4-vector guides) on a fixed-height input."""
+    image = read_image(require(SHARED_DATA / "samples" / "coco" / "000000000785.jpg"))
+    cat = OffsetPredictor(predictor.model, predictor.spec, input_size=256,
+                          resize_mode="fixed-height", cat_flip_offset=True)
+    maps = cat.maps(image)
+    assert maps.offsets.shape[0] == 76 and maps.heatmaps.shape[1] * 4 == 256
+    poses = cat.decode(maps)
+    assert poses.keypoints.shape[1:] == (17, 3) and np.all(poses.scores >= 0)
