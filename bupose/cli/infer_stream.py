@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def wants_stream(args: argparse.Namespace) -> bool:
     from bupose.inference.video import needs_streaming
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    return (getattr(args, "batch", 1) > 1 or getattr(args, "track", False) or world > 1
+    return (getattr(args, "batch", 1) != 1 or getattr(args, "track", False) or world > 1
             or needs_streaming(args.images))
 
 
@@ -85,19 +86,44 @@ def run_stream(args: argparse.Namespace) -> int:
         raise ConfigError("--track needs a video or webcam input")
     model = infer_model(args)
     family = model_family(model)
-    if family != "ae":
-        raise ConfigError(f"videos, --batch, --track and torchrun runs support the AE family "
-                          f"(HigherHRNet / HAE) so far; {model.meta.name} is {family!r}")
     model.to(args.device).eval()
-    predictor = build_predictor(args, model)
-    if videos:
-        return _run_videos(args, predictor, videos)
-    return _run_images(args, predictor, [s.path for s in sources])
+    if family == "ae":
+        predictor = build_predictor(args, model)
+        if videos:
+            return _run_videos(args, _ae_predict(args, predictor), predictor.spec, videos)
+        return _run_images(args, predictor, [s.path for s in sources])
+    if family == "offsets" and videos:  # SimplePose: its own predictor, one frame at a time
+        from bupose.cli.infer_offsets import build_offset_predictor
+
+        offsets = build_offset_predictor(args, model)
+        return _run_videos(args, _single_predict(args, offsets), model.meta.spec, videos)
+    raise ConfigError(f"{model.meta.name} is a {family!r} model: --batch and torchrun runs take "
+                      "AE models (HigherHRNet / HAE), videos AE and SimplePose models")
 
 
-def _run_videos(args: argparse.Namespace, predictor: Any, sources: list[Any]) -> int:
+def _ae_predict(args: argparse.Namespace, predictor: Any) -> Any:
+    """frames -> Poses per frame: batched maps, the predictor's decoder, --min-score."""
     from bupose.cli.infer_cmd import keep_confident
     from bupose.inference.batching import batch_maps
+
+    def predict(frames: list[Any]) -> list[Any]:
+        return [keep_confident(predictor.decode(m), args.min_score)
+                for m in batch_maps(predictor, frames)]
+
+    return predict
+
+
+def _single_predict(args: argparse.Namespace, predictor: Any) -> Any:
+    """frames -> Poses per frame with an image -> Poses predictor, one frame at a time."""
+    from bupose.cli.infer_cmd import keep_confident
+
+    def predict(frames: list[Any]) -> list[Any]:
+        return [keep_confident(predictor(frame), args.min_score) for frame in frames]
+
+    return predict
+
+
+def _run_videos(args: argparse.Namespace, predict: Any, spec: Any, sources: list[Any]) -> int:
     from bupose.inference.track import PoseTracker
     from bupose.inference.video import process_video
     from bupose.utils.io import atomic_write_json
@@ -107,25 +133,21 @@ def _run_videos(args: argparse.Namespace, predictor: Any, sources: list[Any]) ->
     for flag in ("save_maps", "show_maps", "annotations"):
         if getattr(args, flag, None):
             raise ConfigError(f"--{flag.replace('_', '-')} takes images, not videos")
-
-    def predict(frames: list[Any]) -> list[Any]:
-        return [keep_confident(predictor.decode(m), args.min_score)
-                for m in batch_maps(predictor, frames)]
-
     entries: list[dict[str, Any]] = []
+    start = time.perf_counter()
     for source in sources:
         tracker = None
         if args.track:
-            tracker = PoseTracker(predictor.spec.sigmas, args.track_oks, args.track_timeout)
+            tracker = PoseTracker(spec.sigmas, args.track_oks, args.track_timeout)
         draw = args.draw / f"{source.stem}.mp4" if args.draw else None
-        entries.extend(process_video(source, predict, predictor.spec, batch=args.batch,
+        entries.extend(process_video(source, predict, spec, batch=args.batch,
                                      max_frames=args.max_frames, draw=draw, tracker=tracker))
         if draw is not None:
             print(f"annotated video: {draw}", file=sys.stderr)
     if args.json:
         atomic_write_json(args.json, entries)
     people = sum(len(e["people"]) for e in entries)
-    print(f"{len(entries)} frames, {people} people"
+    print(f"{len(entries)} frames, {people} people, {_rate(len(entries), start)}"
           + (f"; results: {args.json}" if args.json else ""), file=sys.stderr)
     return 0
 
@@ -141,14 +163,23 @@ def _run_images(args: argparse.Namespace, predictor: Any, images: list[Path]) ->
         _check_unique_stems(images)
     info = dist.init_distributed("cpu" if str(args.device) == "cpu" else "auto")
     try:
+        start = time.perf_counter()
         mine = list(range(info.rank, len(images), info.world_size))
         results, skipped = _predict_images(args, predictor, images, ids, mine, info.is_main)
         gathered = dist.all_gather_object((results, skipped))
         status = _finish(args, predictor, images, ids, gathered, gt, info.is_main)
+        if info.is_main:
+            print(f"{_rate(len(images), start)} over {info.world_size} process"
+                  f"{'es' if info.world_size > 1 else ''}", file=sys.stderr)
         dist.barrier()  # rank 0 has written the results file
         return status
     finally:
         dist.cleanup()
+
+
+def _rate(count: int, start: float) -> str:
+    seconds = max(time.perf_counter() - start, 1e-9)
+    return f"{count} frames in {seconds:.1f} s ({count / seconds:.2f} frames/s)"
 
 
 def _predict_images(args: argparse.Namespace, predictor: Any, images: list[Path],

@@ -125,3 +125,28 @@ def test_infer_onnx_other_families(tmp_path, family):
     assert main(["infer", *images, *model, *extra, "--json", str(ref)]) == 0
     assert main(["infer", *images, "--onnx", str(exported), *extra, "--json", str(ours)]) == 0
     assert_same_poses(json.loads(ours.read_text()), json.loads(ref.read_text()))
+
+
+def test_video_simplepose_avi(tmp_path):
+    """A SimplePose model on an .avi clip: its own predictor per frame, tracked."""
+    clip = tmp_path / "walk.avi"
+    frames = len(make_clip(clip, num_frames=3, size=(160, 128)))
+    ckpt = require(SHARED / "fixtures" / "official_offsetguided" / "tiny" / "tiny_checkpoint.pth")
+    out = tmp_path / "v.json"
+    assert main(["infer", str(clip), "--checkpoint", str(ckpt), "--track", "--json", str(out),
+                 "--max-frames", "2"]) == 0
+    entries = json.loads(out.read_text())
+    assert [e["frame"] for e in entries] == [0, 1] and frames == 3
+    assert all("track_id" in p for e in entries for p in e["people"])
+
+
+def test_stream_argument_errors(tmp_path, capsys):
+    image = str(require(SAMPLES / "000000000785.jpg"))
+    assert main(["infer", image, *_model_args(), "--track"]) == 2
+    assert "--track needs a video" in capsys.readouterr().err
+    assert main(["infer", image, *_model_args(), "--batch", "0"]) == 2
+    assert "--batch must be >= 1" in capsys.readouterr().err
+    clip = tmp_path / "c.mp4"
+    make_clip(clip, num_frames=1, size=(64, 64))
+    assert main(["infer", image, str(clip), *_model_args()]) == 2
+    assert "either images or videos" in capsys.readouterr().err
