@@ -148,19 +148,10 @@ def _candidate_cells(heatmaps: np.ndarray, factor: int, thre: float) -> np.ndarr
     return np.argwhere(pos * high + neg * low >= target)
 
 
-def _window_operator(factor: int) -> np.ndarray:
-    """(25, (s+2)^2) float32 linear map from a flattened 5x5 cell window to the flattened
-    (s+2) x (s+2) pixel window: the 2-D bicubic weights (exact products of the 1-D ones)."""
-    first, weights = window_taps(factor)
-    mat = np.zeros((factor + 2, 5), np.float32)
-    for i in range(factor + 2):
-        mat[i, first[i]:first[i] + 4] = weights[i]
-    return np.einsum("ia,jb->abij", mat, mat).reshape(25, -1)
-
-
 def _windows(heatmaps: np.ndarray, cells: np.ndarray, factor: int) -> np.ndarray:
     """(s+2, s+2, n) upsampled values of each cell's s x s pixels and their one-pixel ring
-    (cells last, so that the NMS below runs on contiguous rows)."""
+    (cells last: every step is a vector operation over the n cells; no BLAS, whose threads
+    would spin on the shared cores)."""
     c, h, w = heatmaps.shape
     padded = np.empty((c, h + 4, w + 4), np.float32)
     padded[:, 2:-2, 2:-2] = heatmaps
@@ -168,11 +159,19 @@ def _windows(heatmaps: np.ndarray, cells: np.ndarray, factor: int) -> np.ndarray
     padded[:, -2:, 2:-2] = heatmaps[:, -1:]
     padded[:, :, :2] = padded[:, :, 2:3]
     padded[:, :, -2:] = padded[:, :, -3:-2]
-    steps = (np.arange(5)[:, None] * (w + 4) + np.arange(5)[None, :]).reshape(-1)
+    steps = np.arange(5)[:, None] * (w + 4) + np.arange(5)[None, :]
     base = (cells[:, 0] * (h + 4) + cells[:, 1]) * (w + 4) + cells[:, 2]
-    patch = padded.reshape(-1)[base[:, None] + steps]  # (n, 25)
+    patch = padded.reshape(-1)[steps[:, :, None] + base]  # (5, 5, n)
+    first, weights = window_taps(factor)
     m = factor + 2
-    win = np.ascontiguousarray((patch @ _window_operator(factor)).T).reshape(m, m, -1)
+    horiz = np.empty((5, m, len(cells)), np.float32)
+    for i in range(m):
+        taps = patch[:, first[i]:first[i] + 4]
+        horiz[:, i] = sum(taps[:, j] * weights[i, j] for j in range(4))
+    win = np.empty((m, m, len(cells)), np.float32)
+    for i in range(m):
+        taps = horiz[first[i]:first[i] + 4]
+        win[i] = sum(taps[j] * weights[i, j] for j in range(4))
     edge = np.nonzero((cells[:, 1] % (h - 1) == 0) | (cells[:, 2] % (w - 1) == 0))[0]
     if len(edge):  # ring pixels outside the map: the NMS pads with zeros there
         rel = np.arange(-1, factor + 1)
