@@ -47,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image or video files, folders, "
+                   "glob patterns or a webcam index")
     add_model_args(p)
     add_decoder_args(p)
     add_topdown_args(p)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bupose.errors import ConfigError
+from bupose.errors import BuposeError, ConfigError
 
 
 def add_stream_args(p: argparse.ArgumentParser) -> None:
@@ -165,11 +165,20 @@ def _run_images(args: argparse.Namespace, predictor: Any, images: list[Path]) ->
     try:
         start = time.perf_counter()
         mine = list(range(info.rank, len(images), info.world_size))
-        results, skipped = _predict_images(args, predictor, images, ids, mine, info.is_main)
-        gathered = dist.all_gather_object((results, skipped))
+        try:
+            results, skipped = _predict_images(args, predictor, images, ids, mine, info.is_main)
+            failure = None
+        except BuposeError as e:  # every rank must reach the gather, then all stop together
+            if not info.distributed:
+                raise
+            results, skipped, failure = {}, [], e
+        gathered = dist.all_gather_object((results, skipped, failure))
+        errors = [g[2] for g in gathered if g[2] is not None]
+        if errors:
+            raise errors[0]
         status = _finish(args, predictor, images, ids, gathered, gt, info.is_main)
         if info.is_main:
-            print(f"{_rate(len(images), start)} over {info.world_size} process"
+            print(f"{_rate(len(images), start, 'images')} over {info.world_size} process"
                   f"{'es' if info.world_size > 1 else ''}", file=sys.stderr)
         dist.barrier()  # rank 0 has written the results file
         return status
@@ -177,9 +186,9 @@ def _run_images(args: argparse.Namespace, predictor: Any, images: list[Path]) ->
         dist.cleanup()
 
 
-def _rate(count: int, start: float) -> str:
+def _rate(count: int, start: float, unit: str = "frames") -> str:
     seconds = max(time.perf_counter() - start, 1e-9)
-    return f"{count} frames in {seconds:.1f} s ({count / seconds:.2f} frames/s)"
+    return f"{count} {unit} in {seconds:.1f} s ({count / seconds:.2f} {unit}/s)"
 
 
 def _predict_images(args: argparse.Namespace, predictor: Any, images: list[Path],
@@ -241,7 +250,7 @@ def _finish(args: argparse.Namespace, predictor: Any, images: list[Path], ids: l
 
     merged: dict[int, list[dict[str, Any]]] = {}
     skipped: list[str] = []
-    for results, rank_skipped in gathered:
+    for results, rank_skipped, _ in gathered:
         merged.update(results)
         skipped.extend(rank_skipped)
     check_skipped(skipped, len(images))

@@ -89,7 +89,6 @@ def test_video_track_draw(tmp_path):
     assert sorted(p.name for p in drawn.iterdir()) == ["walk.mp4"]
 
 
-@pytest.mark.slow
 def test_torchrun_two_processes_equal_one(reference, tmp_path):
     out = tmp_path / "sharded.json"
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))

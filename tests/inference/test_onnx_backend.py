@@ -35,6 +35,7 @@ def test_module_interface(tmp_path):
     assert torch.allclose(out, model(x), atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_bad_files(tmp_path):
     with pytest.raises(CheckpointError, match="no such exported model"):
         load_exported(tmp_path / "missing.onnx")
