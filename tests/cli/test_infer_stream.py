@@ -90,16 +90,21 @@ def test_video_track_draw(tmp_path):
 
 
 def test_torchrun_two_processes_equal_one(reference, tmp_path):
-    out = tmp_path / "sharded.json"
+    """Sharded over 2 processes: the results file of a single-process run, byte for byte (both
+    runs in fresh processes, as a user runs them), and the in-process reference to rounding."""
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    infer = ["-m", "bupose", "infer", str(SAMPLES), *_model_args()]
+    single = tmp_path / "single.json"
+    done = subprocess.run([sys.executable, *infer, "--json", str(single)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "sharded.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "bupose", "infer", str(SAMPLES), *_model_args(), "--json", str(out),
-           "--save-maps", str(tmp_path / "maps")]
+           "2", *infer, "--json", str(out), "--save-maps", str(tmp_path / "maps")]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    # same entries in the same order; values equal to float rounding (CPU kernels round the
-    # first network call of a process differently, ~1e-7 px: not bit-identical, as two
-    # single-process runs with the images in another order are not either)
+    assert "over 2 processes" in done.stderr
+    assert out.read_bytes() == single.read_bytes()
     assert_same_poses(json.loads(out.read_text()), reference)
     assert len(list((tmp_path / "maps").glob("*.npz"))) == 4  # both ranks wrote theirs
 
@@ -149,3 +154,17 @@ def test_stream_argument_errors(tmp_path, capsys):
     make_clip(clip, num_frames=1, size=(64, 64))
     assert main(["infer", image, str(clip), *_model_args()]) == 2
     assert "either images or videos" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", [None, "omp"])
+def test_quiet_numba_threads(preset):
+    """workqueue unless the user chose a layer (fresh process: numba has started none)."""
+    code = ("import numba; from bupose.cli.infer_stream import quiet_numba_threads; "
+            "quiet_numba_threads(); print(numba.config.THREADING_LAYER)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    if preset:
+        env["NUMBA_THREADING_LAYER"] = preset
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == (preset or "workqueue")
