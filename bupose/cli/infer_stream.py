@@ -108,6 +108,8 @@ def run_stream(args: argparse.Namespace) -> int:
         raise ConfigError("--track needs a video or webcam input")
     model = infer_model(args)
     family = model_family(model)
+    if str(args.device) == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per process
     model.to(args.device).eval()
     if family == "ae":
         predictor = build_predictor(args, model)
