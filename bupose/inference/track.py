@@ -4,7 +4,10 @@ Each frame's people are matched to the live tracks by object keypoint similarity
 formula with the spec's sigmas) between the person and the track's last pose. Pairs are taken
 greedily, most similar first, while OKS >= ``oks_threshold``; a person left over starts a new
 track (ids count up from 0 and are never reused). A track not matched for more than
-``max_lost`` frames is dropped, so a person who comes back later gets a new id.
+``max_lost`` frames is dropped, so a person who comes back later gets a new id. A track that
+missed frames is also compared at the position its velocity predicts (per frame, the mean
+displacement of its joints between matches, averaged with the previous estimate), and the better
+of the two OKS counts, so people walking through a few missed detections keep their id.
 
     for frame in video:  ids = tracker.update(keypoints (N, K, 3), frame.index)  # (N,) int
 """
@@ -12,7 +15,7 @@ track (ids count up from 0 and are never reused). A track not matched for more t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,11 +52,27 @@ def pose_oks(a: np.ndarray, b: np.ndarray, sigmas: Sequence[float],
 
 @dataclass
 class Track:
-    """A live track: its id, its last pose (K, 3) and the frame it was last matched in."""
+    """A live track: its id, its last pose (K, 3), the frame it was last matched in and its
+    smoothed velocity (2,) in pixels per frame."""
 
     track_id: int
     keypoints: np.ndarray
     last_frame: int
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    def predicted(self, frame: int) -> np.ndarray:
+        """The last pose moved by the velocity to ``frame``."""
+        out = self.keypoints.copy()
+        out[:, :2] += self.velocity * (frame - self.last_frame)
+        return out
+
+    def match(self, keypoints: np.ndarray, frame: int, threshold: float) -> None:
+        """Continue the track with ``keypoints`` seen at ``frame``."""
+        both = (keypoints[:, 2] > threshold) & (self.keypoints[:, 2] > threshold)
+        if both.any() and frame > self.last_frame:
+            shift = keypoints[both, :2].mean(0) - self.keypoints[both, :2].mean(0)
+            self.velocity = 0.5 * (self.velocity + shift / (frame - self.last_frame))
+        self.keypoints, self.last_frame = keypoints, frame
 
 
 class PoseTracker:
@@ -79,6 +98,15 @@ class PoseTracker:
         self.next_id = 0
         self._frame = -1
 
+    def _similarity(self, keypoints: np.ndarray, track: Track) -> float:
+        """OKS with the track's last pose or, when better, with its predicted pose."""
+        still = pose_oks(keypoints, track.keypoints, self.sigmas, self.joint_threshold)
+        if not track.velocity.any():
+            return still
+        moved = pose_oks(keypoints, track.predicted(self._frame), self.sigmas,
+                         self.joint_threshold)
+        return max(still, moved)
+
     def update(self, keypoints: np.ndarray, frame: int | None = None) -> np.ndarray:
         """Assign track ids to one frame's people.
 
@@ -94,7 +122,7 @@ class PoseTracker:
         self.tracks = [t for t in self.tracks if self._frame - t.last_frame <= self.max_lost]
         ids = np.full(len(kps), -1, dtype=np.int64)
         pairs = sorted(
-            ((pose_oks(p, t.keypoints, self.sigmas, self.joint_threshold), n, j)
+            ((self._similarity(p, t), n, j)
              for n, p in enumerate(kps) for j, t in enumerate(self.tracks)),
             key=lambda x: (-x[0], x[1], x[2]))
         used: set[int] = set()
@@ -105,7 +133,7 @@ class PoseTracker:
                 continue
             ids[n] = self.tracks[j].track_id
             used.add(j)
-            self.tracks[j].keypoints, self.tracks[j].last_frame = kps[n], self._frame
+            self.tracks[j].match(kps[n], self._frame, self.joint_threshold)
         for n in np.flatnonzero(ids < 0):
             ids[n] = self.next_id
             self.tracks.append(Track(self.next_id, kps[n], self._frame))

@@ -77,3 +77,16 @@ def test_two_people_cannot_take_one_track_and_threshold():
     assert tracker.update(far[None])[0] == 2
     with pytest.raises(ValueError):
         PoseTracker(SIGMAS, oks_threshold=1.5)
+
+
+def test_velocity_carries_a_track_through_missed_frames():
+    rng = np.random.default_rng(4)
+    walker = person(rng, (100, 200))
+    step = np.array([15.0, 0.0, 0.0])  # px per frame
+    tracker = PoseTracker(SIGMAS)
+    for t in range(3):
+        assert list(tracker.update((walker + step * t)[None], t)) == [0]
+    back = walker + step * 7  # not detected in frames 3-6
+    assert pose_oks(back, walker + step * 2, SIGMAS) < 0.3  # too far for a still track
+    assert list(tracker.update(back[None], 7)) == [0]
+    assert list(tracker.update((walker + step * 8)[None], 8)) == [0]
