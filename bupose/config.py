@@ -178,7 +178,8 @@ class OptimCfg:
     Attributes:
         name: "adam", "adamw" or "sgd".
         lr: base learning rate for ``reference_batch`` images per optimiser step.
-        schedule: "multistep" (×lr_factor at each epoch of lr_steps), "constant" or "cosine".
+        schedule: "multistep" (×lr_factor at each epoch of lr_steps), "constant", "cosine" or
+            "offsetguided" (the SimplePose V2 step schedule, ``schedule.offsetguided_factor``).
         warmup_iters / warmup_ratio: linear warm-up from warmup_ratio·lr over that many steps.
         scale_lr_with_batch: multiply lr by (actual global batch / reference_batch).
         reference_batch: the global batch of the published recipe (0 = the actual one).
@@ -284,7 +285,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss.ae_type": ("exp", "max", "exp_focal", "exp_topk"),
     "data.augment": ("higherhrnet", "mmpose"),
     "optim.name": ("adam", "adamw", "sgd"),
-    "optim.schedule": ("multistep", "constant", "cosine"),
+    "optim.schedule": ("multistep", "constant", "cosine", "offsetguided"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
     "train.device": ("auto", "cpu", "cuda"),
     "eval.kind": ("coco", "crowdpose"),

@@ -32,6 +32,8 @@ def lr_at(
     epoch = step // steps_per_epoch
     if optim.schedule == "multistep":
         factor = optim.lr_factor ** bisect.bisect_right(sorted(optim.lr_steps), epoch)
+    elif optim.schedule == "offsetguided":
+        factor = offsetguided_factor(epoch)
     elif optim.schedule == "cosine":
         total = max(1, total_epochs * steps_per_epoch)
         factor = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
@@ -41,6 +43,19 @@ def lr_at(
         progress = step / optim.warmup_iters
         factor *= optim.warmup_ratio + (1.0 - optim.warmup_ratio) * progress
     return base_lr * factor
+
+
+def offsetguided_factor(epoch: int) -> float:
+    """The OffsetGuided step schedule (``utils.util.adjust_learning_rate``, ALGORITHMS.md §4.6)
+    as a factor of the base lr: 1 before epoch 60, 0.2^((e-60)//5) from 60, back to 1 for
+    78 <= e < 92, 0.1 for 92 <= e < 105, 0.01 for 105 <= e < 110, then 0.2^((e-60)//5) again."""
+    if epoch < 60 or 78 <= epoch < 92:
+        return 1.0
+    if 92 <= epoch < 105:
+        return 0.1
+    if 105 <= epoch < 110:
+        return 0.01
+    return 0.2 ** ((epoch - 60) // 5)
 
 
 def effective_base_lr(optim: OptimCfg, global_batch: int) -> float:

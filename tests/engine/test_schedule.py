@@ -48,3 +48,16 @@ def test_lr_scaling_with_global_batch() -> None:
     optim = OptimCfg(lr=1e-3, reference_batch=48, scale_lr_with_batch=True)
     assert effective_base_lr(optim, 12) == pytest.approx(2.5e-4)  # 1 GPU x 12 of 4 x 12
     assert effective_base_lr(OptimCfg(lr=1e-3, reference_batch=48), 12) == 1e-3  # off
+
+
+def test_offsetguided_schedule_equals_official() -> None:
+    from tests.conftest import SHARED, require
+
+    path = require(SHARED / "fixtures" / "official_offsetguided" / "losses" / "losses.json")
+    import json
+
+    ref = json.loads(path.read_text())["lr_schedule_readme"]["epoch_lr"]
+    optim = OptimCfg(lr=1.25e-4, schedule="offsetguided")
+    base = 1.25e-4 * 4  # lr x world size (4 GPUs in the recorded call)
+    for epoch, lr in ref:
+        assert lr_at(epoch * 10 + 3, 10, 140, optim, base) == pytest.approx(lr, rel=1e-12)
