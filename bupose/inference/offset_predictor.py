@@ -155,7 +155,7 @@ def poses_from_decoded(
     found = poses[..., 0] > 0  # quirk 5: a found joint has x > 0 and y > 0
     keypoints = np.where(found[..., None], image[..., :3], 0).astype(np.float32)
     scores = keypoints[..., 2].astype(np.float64).sum(axis=-1) / max(poses.shape[1], 1)
-    return Poses(keypoints.reshape(len(poses), -1, 3), scores)
+    return Poses(keypoints.reshape(len(poses), poses.shape[1], 3), scores)  # also 0 people
 
 
 class OffsetPredictor:
