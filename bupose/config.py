@@ -98,6 +98,30 @@ class TopDownCfg:
 
 
 @dataclass(frozen=True)
+class OffsetDataCfg:
+    """SimplePose V2 targets and augmentation (method "offsets", ALGORITHMS.md §4.3-4.4).
+
+    The shared keys keep their meaning: ``data.input_size`` is the square training crop (512),
+    ``data.sigma`` the heatmap σ in INPUT pixels (7), ``data.flip_prob``, ``max_rotation``,
+    ``min_scale`` / ``max_scale`` (of the original pixel size) and ``max_translate`` (px) the
+    augmentation ranges (README: 0.5, 45, 0.5 / 2.0, 150).
+
+    Attributes:
+        stride: target stride (4). clip: heatmap values below it are 0 (0.01).
+        fill_size: guiding-offset window in cells (7). min_jscale: smaller s_k are unsupervised.
+        stretch: (min, max) independent x / y stretch (0.95, 1.05).
+        augment: False uses the reference's fixed parameters (box re-centring only).
+    """
+
+    stride: int = 4
+    clip: float = 0.01
+    fill_size: int = 7
+    min_jscale: float = 1.0
+    stretch: tuple[float, float] = (0.95, 1.05)
+    augment: bool = True
+
+
+@dataclass(frozen=True)
 class DataCfg:
     """Dataset files, keypoint spec and training augmentation (ALGORITHMS.md §2.2).
 
@@ -122,6 +146,7 @@ class DataCfg:
     workers: int = 2
     synth: SynthCfg = field(default_factory=SynthCfg)
     topdown: TopDownCfg = field(default_factory=TopDownCfg)
+    offsets: OffsetDataCfg = field(default_factory=OffsetDataCfg)
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,33 @@ class CalLossCfg:
     offset_weight: float = 0.7
     gt_mask: bool = True
     gmm: bool = True
+
+
+@dataclass(frozen=True)
+class OffsetLossCfg:
+    """The SimplePose V2 loss (method "offsets", ALGORITHMS.md §4.5; ``losses.offset_loss``).
+
+    Attributes:
+        heatmap_weight, offset_weight, scale_weight: README lambdas 1, 10000, 10.
+        stack_weights: relative per-stack weights (normalised; official (1, 1)).
+        gamma: focal exponent; 1 = the published training (the reference ignores its
+            ``--fgamma 2``); 2 = what that flag meant.
+        tau: focal fore/background threshold. focal: False = plain L2 heatmap loss.
+        margin, scale_margin: smaller offset / scale errors are not punished (1e-5, 0.1).
+        sqrt_re: square-root re-weighting. instance_norm: offsets / instance scale.
+    """
+
+    heatmap_weight: float = 1.0
+    offset_weight: float = 10000.0
+    scale_weight: float = 10.0
+    stack_weights: tuple[float, ...] = (1.0, 1.0)
+    gamma: float = 1.0
+    tau: float = 0.01
+    focal: bool = True
+    margin: float = 1e-5
+    scale_margin: float = 0.1
+    sqrt_re: bool = True
+    instance_norm: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,6 +221,7 @@ class LossCfg:
     focal: str = "none"
     gamma: float = 2.0
     cal: CalLossCfg = field(default_factory=CalLossCfg)
+    offsets: OffsetLossCfg = field(default_factory=OffsetLossCfg)
 
 
 @dataclass(frozen=True)
@@ -234,6 +287,25 @@ class TrainCfg:
 
 
 @dataclass(frozen=True)
+class OffsetEvalCfg:
+    """SimplePose V2 validation (method "offsets"; ``OffsetPredictor``), defaults = the README
+    evaluation flags; ``eval.flip`` is the flip test.
+
+    Attributes:
+        input_size: long edge (long-edge) or height (fixed-height) of the test input (640).
+        resize_mode: "long-edge" or "fixed-height".
+        thre_hmp, topk, dist_max, person_thre: ``OffsetParams`` (0.04, 32, 40, 0.04).
+    """
+
+    input_size: int = 640
+    resize_mode: str = "long-edge"
+    thre_hmp: float = 0.04
+    topk: int = 32
+    dist_max: float = 40.0
+    person_thre: float = 0.04
+
+
+@dataclass(frozen=True)
 class EvalCfg:
     """Validation with the test-time pipeline (ALGORITHMS.md §2.5) and the evaluator (§1.2).
 
@@ -247,6 +319,7 @@ class EvalCfg:
         max_images: evaluate on the first N validation images (0 = all).
         in_vis_thre, oks_thre: top-down (method "cal") rescoring threshold on joint scores and
             OKS-NMS threshold (official TEST.IN_VIS_THRE 0.2, TEST.OKS_THRE 0.9).
+        offsets: SimplePose V2 (method "offsets") test input and decoding settings.
     """
 
     kind: str = "coco"
@@ -262,6 +335,7 @@ class EvalCfg:
     max_images: int = 0
     in_vis_thre: float = 0.2
     oks_thre: float = 0.9
+    offsets: OffsetEvalCfg = field(default_factory=OffsetEvalCfg)
 
 
 @dataclass(frozen=True)
@@ -289,6 +363,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.amp": ("none", "bf16", "fp16", "auto"),
     "train.device": ("auto", "cpu", "cuda"),
     "eval.kind": ("coco", "crowdpose"),
+    "eval.offsets.resize_mode": ("long-edge", "fixed-height"),
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -183,6 +183,7 @@ class OffsetTrainDataset(Dataset):
         sigma: heatmap σ in input px (7). augment: ranges (None = the reference's fixed
             parameters: no flip/rotation/scale/stretch/translation, box re-centring only).
         skeleton: directed limbs. seed: item i of epoch e always draws the same parameters.
+        clip, fill_size, min_jscale: encoder settings (``codecs.offsets``).
 
     Items: dict(image (3, S, S) float32, heatmaps (K, h, w), offsets (2L, h, w) +inf undefined,
     scales (K, h, w) NaN undefined, instance_scales (2L, h, w), mask_miss (1, h, w) bool).
@@ -191,10 +192,12 @@ class OffsetTrainDataset(Dataset):
     def __init__(self, reader: Any, spec: KeypointSpec, input_size: int = 512, stride: int = 4,
                  sigma: float = 7.0, augment: OffsetAugment | None = None,
                  skeleton: Sequence[tuple[int, int]] = COCO_OFFSET_SKELETON,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, clip: float = 0.01, fill_size: int = 7,
+                 min_jscale: float = 1.0) -> None:
         self.reader, self.spec = reader, spec
         self.input_size, self.stride, self.sigma = int(input_size), int(stride), float(sigma)
         self.augment, self.skeleton, self.seed = augment, tuple(skeleton), seed
+        self.clip, self.fill_size, self.min_jscale = clip, fill_size, min_jscale
         self.epoch = 0
         self._index = {image_id: i for i, image_id in enumerate(reader.image_ids)}
         self.ids = [i for i in reader.image_ids if len(offset_annotations(
@@ -217,8 +220,9 @@ class OffsetTrainDataset(Dataset):
         matrix = offset_affine(params, roi_center(kps, (w, h)), (w, h), size)
         image, kps, mask_in = warp_offset_sample(sample.image, kps, mask, matrix, params, size,
                                                  self.spec.flip_index)
-        t = encode_offset_targets(kps, mask_in, self.stride, self.sigma, skeleton=self.skeleton,
-                                  sigmas=self.spec.sigmas)
+        t = encode_offset_targets(kps, mask_in, self.stride, self.sigma, self.clip,
+                                  self.skeleton, self.spec.sigmas, self.fill_size,
+                                  self.min_jscale)
         return {"image": torch.from_numpy(normalize(image)),
                 "heatmaps": torch.from_numpy(t.heatmaps), "offsets": torch.from_numpy(t.offsets),
                 "scales": torch.from_numpy(t.scales),

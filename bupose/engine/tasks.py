@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from bupose.config import ExperimentCfg
 from bupose.engine.cal_task import CALTask
+from bupose.engine.offset_task import OffsetTask
 from bupose.registry import Registry
 from bupose.structures.spec import KeypointSpec
 
@@ -118,6 +119,7 @@ def _stages(weights: tuple[float, ...], n: int) -> tuple[float, ...]:
 TASKS: Registry[type] = Registry("training method")
 TASKS.add("ae", AETask)
 TASKS.add("cal", CALTask)
+TASKS.add("offsets", OffsetTask)
 
 
 def get_task(method: str) -> Task:
