@@ -4,6 +4,7 @@ Reference: ``data/dataset.py``, ``transforms/annotations.py``, ``transforms/affi
 (ALGORITHMS.md §4.2-4.3). Frames: annotations in image pixels; the augmentation maps them with
 one 3x3 matrix into the square input (``input_size``, 512 for COCO); targets are at stride 4.
 
+* images: those with an annotation having some v > 0 (the reference's filter);
 * annotations (P, K, 4) x, y, v, s_k of the people with ``iscrowd == 0 and num_keypoints > 0``,
   s_k = sqrt(bbox_w * bbox_h) * σ_k; people with ``area <= 32²`` get v := 0;
 * mask_miss (H, W) uint8, 255 = supervised: 0 on the segmentation of people with
@@ -200,8 +201,8 @@ class OffsetTrainDataset(Dataset):
         self.clip, self.fill_size, self.min_jscale = clip, fill_size, min_jscale
         self.epoch = 0
         self._index = {image_id: i for i, image_id in enumerate(reader.image_ids)}
-        self.ids = [i for i in reader.image_ids if len(offset_annotations(
-            reader.annotations(i), spec.sigmas)) > 0]
+        self.ids = [i for i in reader.image_ids if any(  # the reference's image filter
+            any(v > 0 for v in a.get("keypoints", [])[2::3]) for a in reader.annotations(i))]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
