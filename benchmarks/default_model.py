@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": {"file": args.checkpoint, "validation_AP": run_ap,
                        "epoch": chosen[-1]["epoch"] if chosen else None},
         "validation": validations,
+        "run_finished": bool(validations) and validations[-1]["epoch"] >= cfg.train.epochs,
         "heldout": {"images": args.images, "scene": DEFAULT_SCENE, "seed": HELDOUT_SEED,
                     "settings": settings.to_meta(),
                     "input_size": settings.input_size, "coco": stats},
