@@ -391,7 +391,25 @@ def load_config(path: str | os.PathLike) -> ExperimentCfg:
 
 def config_from_dict(data: Any, source: str = "config") -> ExperimentCfg:
     """Build an ExperimentCfg from nested plain data (the YAML form), checking every key."""
-    return _build(ExperimentCfg, data, source, "")
+    cfg = _build(ExperimentCfg, data, source, "")
+    _check_ranges(cfg, source)
+    return cfg
+
+
+# Values that no run can use (issue 14): (section, key, smallest allowed, is the bound exclusive).
+_RANGES = (("train", "batch_size", 1, False), ("train", "accumulate", 1, False),
+           ("train", "epochs", 1, False), ("data", "input_size", 1, False),
+           ("optim", "lr", 0.0, False))
+
+
+def _check_ranges(cfg: Any, source: str) -> None:
+    """Raise ConfigError naming ``source`` and the key for an impossible value (batch 0, lr < 0)."""
+    import math
+
+    for section, key, low, _ in _RANGES:
+        value = getattr(getattr(cfg, section, None), key, None)
+        if isinstance(value, (int, float)) and not (math.isfinite(value) and value >= low):
+            raise ConfigError(f"{source}: {section}.{key} must be >= {low}, got {value!r}")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -223,6 +223,9 @@ def load_checkpoint(path: str | os.PathLike, config: str | os.PathLike | None = 
         load_state(net, state, path)
         net.meta = ModelMeta(net.meta.name, net.meta.kwargs,
                              _spec_from(spec_name, net.num_keypoints), input_size, test, layout)
+    if num_keypoints is not None and num_keypoints != net.num_keypoints:  # bupose files carry K
+        raise CheckpointError(f"{path}: the model has {net.num_keypoints} keypoints, not "
+                              f"{num_keypoints}")
     return _with_spec(net.eval(), spec, path)
 
 

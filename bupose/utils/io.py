@@ -77,10 +77,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     import cv2
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise DataError(f"{path}: image file not found")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if data.size == 0:  # cv2.imdecode asserts (!buf.empty()) on an empty buffer
+        raise DataError(f"{path}: empty file (0 bytes), not an image")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV allows
+        reason = str(e).strip().splitlines()[-1]
+        raise DataError(f"{path}: cannot decode image ({reason})") from None
     if image is None:
         raise DataError(f"{path}: cannot decode image (corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
