@@ -57,6 +57,8 @@ def add_cal_args(g: Any) -> None:
                         "else 0.2)")
     g.add_argument("--oks-thre", type=float, default=None, metavar="T",
                    help="OKS-NMS threshold (default: TEST.OKS_THRE, else 0.9)")
+    g.add_argument("--readout", choices=("offset", "argmax", "quarter", "dark"), default="offset",
+                   help="joint read-out: CAL's offsets (default) or a baseline for comparison")
 
 
 def gt_boxes_by_image(gt: dict[str, Any], source: Any) -> dict[int, np.ndarray]:
@@ -118,7 +120,8 @@ def build_topdown_predictor(args: argparse.Namespace, model: Any) -> Any:
     try:
         return TopDownPredictor(model, spec, locref_stdev=args.locref_stdev,
                                 in_vis_thre=args.in_vis_thre, oks_thre=args.oks_thre,
-                                flip=args.flip, batch_size=args.batch_size, device=args.device)
+                                flip=args.flip, batch_size=args.batch_size, device=args.device,
+                                readout=getattr(args, "readout", "offset"))
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -357,7 +360,7 @@ def run_decode(args: argparse.Namespace) -> int:
     defaults = CalParams()
     params = CalParams(*(d if v is None else v for v, d in (
         (args.locref_stdev, defaults.locref_stdev), (args.in_vis_thre, defaults.in_vis_thre),
-        (args.oks_thre, defaults.oks_thre))))
+        (args.oks_thre, defaults.oks_thre))), readout=args.readout)
     decoded = decode_cal(maps.heatmaps, maps.offsets, maps.center, maps.scale, maps.box_score,
                          maps.image_id, maps.heatmaps_flip, maps.offsets_flip, spec, params)
     results = decoded.results()

@@ -43,6 +43,7 @@ class CalParams:
     locref_stdev: float = 1.5
     in_vis_thre: float = 0.2
     oks_thre: float = 0.9
+    readout: str = "offset"  # or a baseline: "argmax", "quarter", "dark" (decoders/cal_readout.py)
 
 
 def flip_back(maps: np.ndarray, flip_index: Sequence[int]) -> np.ndarray:
@@ -301,7 +302,12 @@ def decode_cal(
         raise ValueError("heatmaps_flip and offsets_flip go together")
     if heatmaps_flip is not None and offsets_flip is not None:
         hm, off = fuse_flip(hm, off, heatmaps_flip, offsets_flip, spec.flip_index)
-    coords, maxvals = argmax_offset(hm, off, params.locref_stdev)
+    if params.readout == "offset":
+        coords, maxvals = argmax_offset(hm, off, params.locref_stdev)
+    else:
+        from bupose.decoders.cal_readout import read_out
+
+        coords, maxvals = read_out(hm, off, params.readout, params.locref_stdev)
     center32 = np.asarray(center, np.float32).reshape(-1, 2)
     scale32 = np.asarray(scale, np.float32).reshape(-1, 2)
     xy = back_project(coords, center32, scale32, (hm.shape[3], hm.shape[2]))

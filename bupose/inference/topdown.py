@@ -116,6 +116,7 @@ class TopDownPredictor:
         flip: bool | None = None,
         batch_size: int = 32,
         device: torch.device | str | None = None,
+        readout: str = "offset",
     ) -> None:
         size = input_size_hw or getattr(getattr(model, "meta", None), "input_size", None)
         if not isinstance(size, (tuple, list)) or len(size) != 2:
@@ -132,6 +133,7 @@ class TopDownPredictor:
             float(_pick(locref_stdev, _test_value(model, "locref_stdev"))),
             float(_pick(in_vis_thre, _test_value(model, "in_vis_thre"))),
             float(_pick(oks_thre, _test_value(model, "oks_thre"))),
+            readout,
         )
         self.flip = bool(_pick(flip, _test_value(model, "flip_test")))
         self.batch_size = int(batch_size)
