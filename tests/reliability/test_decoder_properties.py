@@ -86,3 +86,20 @@ def test_decoder_nonfinite_heatmaps(name: str, bad: float) -> None:
         return
     with pytest.raises(DataError):
         DECODERS.get(name)(heat, tags, GroupingParams())
+
+
+@SETTINGS
+@given(cx=st.floats(-500, 1500), cy=st.floats(-500, 1500), s=st.floats(0.05, 10),
+       rot=st.floats(-180, 180), ow=st.integers(8, 1024), oh=st.integers(8, 1024),
+       seed=st.integers(0, 2**31 - 1))
+def test_affine_round_trip(cx: float, cy: float, s: float, rot: float, ow: int, oh: int,
+                           seed: int) -> None:
+    """Source -> output -> source with the forward and inverse matrices (and ``invert``)."""
+    from bupose.structures.affine import affine_from_center_scale, apply_affine, invert
+
+    fwd = affine_from_center_scale((cx, cy), (s, s), rot, (ow, oh))
+    back = affine_from_center_scale((cx, cy), (s, s), rot, (ow, oh), inverse=True)
+    xy = np.random.default_rng(seed).uniform(-1000, 2000, (20, 2))
+    tol = 1e-6 * max(1.0, s * 200, abs(cx), abs(cy)) * 100
+    np.testing.assert_allclose(apply_affine(apply_affine(xy, fwd), back), xy, atol=tol)
+    np.testing.assert_allclose(apply_affine(apply_affine(xy, fwd), invert(fwd)), xy, atol=tol)
