@@ -56,10 +56,12 @@ def table(records: list[dict], total_min: float) -> str:
                       f"throughput {rate:.1f} images/s ({machine()})."])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "quickstart_synth.yaml"))
-    parser.add_argument("--out", default="runs/quickstart_bench", help="run directory")
+def main(argv: list[str] | None = None, recipe: str = "quickstart_synth.yaml",
+         name: str = "quickstart", description: str | None = None) -> int:
+    """Train ``configs/<recipe>`` and write ``OUT/<name>.md`` (the other quick starts reuse it)."""
+    parser = argparse.ArgumentParser(description=description or __doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(ROOT / "configs" / recipe))
+    parser.add_argument("--out", default=f"runs/{name}_bench", help="run directory")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--report-only", action="store_true",
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     best = max((r.get("AP", -1.0) for r in records if r["kind"] == "val"), default=-1.0)
     print(json.dumps({"best_ap": best, "minutes": round(total_min, 2)}))
-    atomic_write_bytes(Path(args.out) / "quickstart.md", (text + "\n").encode())
+    atomic_write_bytes(Path(args.out) / f"{name}.md", (text + "\n").encode())
     return 0
 
 

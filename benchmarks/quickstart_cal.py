@@ -13,81 +13,17 @@ the synthetic sets when they are not cached yet, and every validation.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET_AP = 0.5
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def machine() -> str:
-    import torch
-
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-
-
-def table(records: list[dict], total_min: float) -> str:
-    """Markdown table of the validation records and the training throughput (person crops/s).
-
-    ``est. min`` is the training time at the run's median throughput (no validation, no data
-    generation): on a shared machine the wall-clock minutes include other people's load.
-    """
-    train = [r for r in records if r["kind"] == "train"]
-    rate = statistics.median(r["images_per_s"] for r in train) if train else float("nan")
-    batch = next((r["global_batch"] for r in records if r["kind"] == "run"), 1)
-    crops = next((r["train_images"] for r in records if r["kind"] == "run"), 0)
-    lines = ["| minutes | est. min | epoch | step | AP | AP50 | AP75 |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
-    val = [r for r in records if r["kind"] == "val"]
-    for r in val:
-        est = r["step"] * batch / rate / 60
-        lines.append(f"| {r['elapsed_s'] / 60:.1f} | {est:.1f} | {r['epoch'] + 1} | {r['step']} | "
-                     f"{r.get('AP', float('nan')):.3f} | {r.get('AP50', float('nan')):.3f} | "
-                     f"{r.get('AP75', float('nan')):.3f} |")
-    reached = [r for r in val if r.get("AP", 0.0) >= TARGET_AP]
-    verdict = (f"AP >= {TARGET_AP} first reached after {reached[0]['elapsed_s'] / 60:.1f} min"
-               if reached else f"AP {TARGET_AP} not reached")
-    return "\n".join([*lines, "", f"{verdict}; whole run {total_min:.1f} min; {crops} training "
-                      f"crops per epoch; median training throughput {rate:.1f} crops/s "
-                      f"({machine()})."])
+from quickstart import main as run_quickstart  # noqa: E402  (same loop and table)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "quickstart_cal_synth.yaml"))
-    parser.add_argument("--out", default="runs/quickstart_cal_bench", help="run directory")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override (repeatable)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="only rebuild the table from an existing run in --out")
-    args = parser.parse_args(argv)
-
-    from bupose.config import apply_overrides, load_config
-    from bupose.engine.log import read_log
-    from bupose.engine.train import fit
-    from bupose.utils.io import atomic_write_bytes
-
-    start = time.monotonic()
-    if not args.report_only:
-        cfg = apply_overrides(load_config(args.config), args.overrides)
-        fit(cfg, args.out)
-    records = read_log(Path(args.out) / "log.jsonl")
-    total_min = (time.monotonic() - start) / 60
-    if args.report_only:  # the last record's time is the best estimate of the run's length
-        total_min = max((r.get("elapsed_s", 0.0) for r in records), default=0.0) / 60
-    text = table(records, total_min)
-    print(text)
-    best = max((r.get("AP", -1.0) for r in records if r["kind"] == "val"), default=-1.0)
-    print(json.dumps({"best_ap": best, "minutes": round(total_min, 2)}))
-    atomic_write_bytes(Path(args.out) / "quickstart_cal.md", (text + "\n").encode())
-    return 0
+    return run_quickstart(argv, recipe="quickstart_cal_synth.yaml", name="quickstart_cal",
+                          description=__doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":
