@@ -18,14 +18,15 @@ def test_sigint_during_infer_leaves_no_partial_file(tmp_path: Path) -> None:
     folder = tmp_path / "images"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(400):
-        cv2.imwrite(str(folder / f"{i:04d}.jpg"), rng.integers(0, 255, (64, 64, 3), np.uint8))
+    image = rng.integers(0, 255, (256, 256, 3), np.uint8)
+    for i in range(600):  # long enough (tens of seconds) that SIGINT lands mid-run
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), image)
     out = tmp_path / "out" / "results.json"
     err_path = tmp_path / "stderr.txt"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with open(err_path, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "bupose", "infer", str(folder),
-                                 "--model", "higherhrnet_tiny", "--input-size", "64",
+                                 "--model", "higherhrnet_tiny", "--input-size", "256",
                                  "--no-flip", "--json", str(out)], stderr=err, env=env)
         deadline = time.time() + 90
         while time.time() < deadline and "img/s" not in err_path.read_text():
