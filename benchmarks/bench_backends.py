@@ -54,11 +54,11 @@ def _max_pose_diff(a, b, images: list[np.ndarray]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from bupose.cli.common import add_model_args, model_from_args
-    from bupose.cli.infer_stream import quiet_numba_threads
     from bupose.export import export_model
     from bupose.inference.onnx_backend import load_exported
     from bupose.inference.predictor import Predictor
     from bupose.utils.io import read_image
+    from bupose.utils.threads import quiet_numba_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_args(parser)

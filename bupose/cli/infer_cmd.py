@@ -22,6 +22,7 @@ win over the official defaults (``bupose.inference.settings``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -70,6 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--draw", type=Path, default=None, metavar="DIR",
                    help="write images with the poses drawn")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="forward-pass precision (bf16/fp16 autocast; pays on CPUs with "
+                        "AVX-512-bf16/AMX and on GPUs; default fp32)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image (default: skip it with a warning)")
     p.add_argument("--show-maps", type=Path, default=None, metavar="DIR",
@@ -176,7 +180,8 @@ def build_predictor(args: argparse.Namespace, model: Any) -> Any:
 
     settings = settings_for_model(model, **settings_flags(args))
     try:
-        return Predictor(model, model.meta.spec, settings=settings, device=args.device)
+        return Predictor(model, model.meta.spec, settings=settings, device=args.device,
+                         precision=getattr(args, "precision", "fp32"))
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -188,11 +193,11 @@ def save_maps(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
-    from bupose.cli.infer_files import check_skipped, read_or_skip, show_maps
+    from bupose.cli.infer_files import check_skipped, read_or_skip
     from bupose.evaluation.results import write_coco_results
+    from bupose.inference.pipeline import overlapped
     from bupose.utils.io import read_json
 
     if args.checkpoint is None and args.model is not None:
@@ -228,24 +233,13 @@ def run(args: argparse.Namespace) -> int:
     entries: list[dict[str, Any]] = []
     skipped: list[str] = []
     num_people = 0
-    with torch.inference_mode():
-        for path, image_id in zip(tqdm(images, desc="infer", unit="img"), ids):
-            image = read_or_skip(path, skipped, args.strict)
-            if image is None:
-                continue
-            maps = predictor.maps(image)
-            if args.save_maps:
-                arrays = maps.to_numpy()
-                arrays.update(image_id=np.int64(image_id), file_name=np.str_(path.name),
-                              settings=np.str_(json.dumps(predictor.settings.to_meta())))
-                save_maps(args.save_maps / f"{path.stem}.npz", arrays)
-            poses = keep_confident(predictor.decode(maps), args.min_score)
-            num_people += len(poses)
-            entries.extend(poses.to_coco(image_id, file_name=path.name))
-            if args.draw:
-                _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
-            if args.show_maps:
-                show_maps(args.show_maps, path.stem, image, maps, poses, predictor.spec)
+    finish = functools.partial(_finish_image, args, predictor, dict(zip(images, ids)))
+    work = overlapped(images, lambda path: read_or_skip(path, skipped, args.strict),
+                      predictor.maps, finish)
+    for _, found in tqdm(work, total=len(images), desc="infer", unit="img"):
+        if found is not None:
+            num_people += len(found)
+            entries.extend(found)
     check_skipped(skipped, len(images))
     if args.json:
         write_coco_results(args.json, entries)
@@ -254,6 +248,25 @@ def run(args: argparse.Namespace) -> int:
     if gt is not None:
         _print_scores(entries, gt, ids, predictor.spec)
     return 0
+
+
+def _finish_image(args: argparse.Namespace, predictor: Any, ids: dict[Path, int], path: Path,
+                  image: np.ndarray, maps: Any) -> list[dict[str, Any]]:
+    """Decode one image's maps, write its files (--save-maps, --draw, --show-maps); its COCO
+    entries (runs in the finisher thread of ``bupose.inference.pipeline.overlapped``)."""
+    from bupose.cli.infer_files import show_maps
+
+    if args.save_maps:
+        arrays = maps.to_numpy()
+        arrays.update(image_id=np.int64(ids[path]), file_name=np.str_(path.name),
+                      settings=np.str_(json.dumps(predictor.settings.to_meta())))
+        save_maps(args.save_maps / f"{path.stem}.npz", arrays)
+    poses = keep_confident(predictor.decode(maps), args.min_score)
+    if args.draw:
+        _draw(args.draw / f"{path.stem}.jpg", image, poses, predictor.spec)
+    if args.show_maps:
+        show_maps(args.show_maps, path.stem, image, maps, poses, predictor.spec)
+    return list(poses.to_coco(ids[path], file_name=path.name))
 
 
 def _check_unique_stems(images: Sequence[Path]) -> None:

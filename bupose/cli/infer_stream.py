@@ -9,7 +9,7 @@ time); under ``torchrun --nproc_per_node N`` each process takes every N-th image
 r, r + N, ...), the results are gathered in input order and rank 0 writes the one ``--json`` file:
 byte for byte the file of a single-process run (``--save-maps`` / ``--draw`` files are written by
 the process that did the image). That needs results independent of what a process ran before:
-``quiet_numba_threads`` (see there) gives that, as well as speed.
+``bupose.utils.threads.quiet_numba_threads`` gives that, as well as speed.
 Videos / webcams: per-frame JSON entries (``bupose.inference.video``), an annotated
 ``<stem>.mp4`` per video under ``--draw DIR``, ``track_id`` with ``--track``.
 """
@@ -50,6 +50,7 @@ def infer_model(args: argparse.Namespace, use_default: bool = True) -> Any:
     """The network of ``bupose infer``: ``--onnx FILE`` (``load_exported``), else the model the
     model arguments name (with ``use_default``, the shipped default model when none)."""
     from bupose.cli.common import model_from_args
+    from bupose.utils.threads import quiet_numba_threads
 
     quiet_numba_threads()
     if getattr(args, "onnx", None) is None:
@@ -62,26 +63,6 @@ def infer_model(args: argparse.Namespace, use_default: bool = True) -> Any:
     if model.meta is None:
         raise ConfigError(f"{args.onnx}: exported without model metadata (spec, settings)")
     return model
-
-
-def quiet_numba_threads() -> None:
-    """Use numba's ``workqueue`` threading layer for the decoders' parallel loops.
-
-    The default (OpenMP) layer leaves its worker threads spinning after each parallel loop of
-    the decoder, which slows the next network forward on CPU about 3x (tiny HigherHRNet, one
-    torch thread: 2.4 -> 0.8 images/s after the first decode), and the network's float results
-    then depend on what ran before (~1e-7 px on the poses), so sharded runs would not reproduce
-    a single-process file exactly; workqueue threads sleep. Nothing changes when
-    NUMBA_THREADING_LAYER is set or numba has already started a layer.
-    """
-    if "NUMBA_THREADING_LAYER" in os.environ:
-        return
-    import numba
-
-    try:
-        numba.threading_layer()  # raises ValueError while no layer is running
-    except ValueError:
-        numba.config.THREADING_LAYER = "workqueue"
 
 
 def wants_stream(args: argparse.Namespace) -> bool:

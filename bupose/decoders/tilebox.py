@@ -12,6 +12,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from bupose.utils.threads import quiet_numba_threads
+
+quiet_numba_threads()  # before the first parallel loop starts a threading layer (see there)
+
 SPLIT = 1.0  # tiles whose tag box is wider than this (tag units) are split in two halves
 JIT = {"cache": True, "nogil": True}
 INLINE = {**JIT, "inline": "always"}

@@ -97,7 +97,7 @@ class AETask:
 
         settings = eval_settings(cfg)
         DECODERS.get(settings.decoder)  # an unknown name fails now, not after the first epoch
-        return Predictor(model, spec, settings=settings)
+        return Predictor(model, spec, settings=settings, fast=False)
 
 
 def eval_settings(cfg: ExperimentCfg) -> Any:

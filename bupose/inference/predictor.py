@@ -120,6 +120,11 @@ class Predictor:
             TEST.WITH_HEATMAPS / TEST.WITH_AE); default every stage that has them.
         device: where to run the model (default: the model's device).
         settings: the resolved ``TestSettings`` to start from instead of the model's.
+        precision: "fp32" (default), "bf16" or "fp16": autocast of the forward passes (maps are
+            returned as float32 either way; see ``bupose.inference.fast``).
+        fast: run a copy of the model with BatchNorm folded into the convolutions and
+            channels-last weights (``optimize_for_inference``; maps equal to ~1e-6 of their
+            scale). False runs ``model`` itself, as during training validation.
 
     Attributes:
         settings: the ``TestSettings`` in use (also exposed as ``decoder``, ``params``,
@@ -142,6 +147,8 @@ class Predictor:
         device: torch.device | str | None = None,
         *,
         settings: TestSettings | None = None,
+        precision: str = "fp32",
+        fast: bool = True,
     ) -> None:
         if scales is not None and (not scales or any(not s > 0 for s in scales)):
             raise ValueError(f"test scales must be positive numbers, got {list(scales)}")
@@ -169,7 +176,13 @@ class Predictor:
                 raise ValueError(
                     f"{name} has {len(flags)} entries but the model has {len(layouts)} outputs"
                 )
+        if fast or precision != "fp32":
+            from bupose.inference.fast import optimize_for_inference
+
+            model = optimize_for_inference(model, precision=precision, fold_bn=fast,
+                                           channels_last=None if fast else False)
         self.model, self.spec, self.settings = model, spec, settings
+        self.precision = precision
         self.decoder, self.params = settings.decoder, settings.grouping
         self.layouts = layouts
         self.input_size, self.flip = settings.input_size, settings.flip
@@ -250,7 +263,8 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None,
                         device: torch.device | str | None = None, spec: KeypointSpec | None = None,
-                        config: str | os.PathLike | None = None, **options: Any) -> Predictor:
+                        config: str | os.PathLike | None = None, precision: str = "fp32",
+                        **options: Any) -> Predictor:
         """A ready predictor for a released or shipped model.
 
         Args:
@@ -260,6 +274,7 @@ class Predictor:
             device: where to run (default cpu).
             spec: keypoint spec overriding the checkpoint's.
             config: the official experiment YAML of an official HigherHRNet checkpoint file.
+            precision: "fp32", "bf16" or "fp16" forward passes (see ``Predictor``).
             **options: test settings over the checkpoint's (``bupose.inference.settings``
                 keys: decoder, flip, scales, input_size, detection_threshold, tag_threshold ...).
         """
@@ -267,7 +282,8 @@ class Predictor:
 
         model = load_pretrained(name_or_path, spec=spec, config=config)
         model.to(device or "cpu").eval()
-        return cls(model, settings=settings_for_model(model, **options), device=device)
+        return cls(model, settings=settings_for_model(model, **options), device=device,
+                   precision=precision)
 
 
 def _check_image(image: np.ndarray) -> None:

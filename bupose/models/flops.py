@@ -94,6 +94,7 @@ def count_cost(model: nn.Module, input_size: int | tuple[int, int]) -> ModelCost
 # no forward passes (hourglass-104 and the CAL models take seconds on the meta device). An
 # entry is used only while its fingerprint (defaults, input size, builder) matches the
 # registry; tests/models/test_flops.py checks the numbers; refresh with write_cost_cache().
+# Also read, without importing torch, by ``bupose models`` (cli/models_cmd.py).
 COST_CACHE = Path(__file__).resolve().parents[1] / "resources" / "model_costs.json"
 
 
@@ -103,6 +104,17 @@ def _fingerprint(name: str) -> str:
     entry = MODELS.get(name)
     return json.dumps({"defaults": entry.defaults, "input_size": entry.input_size,
                        "builder": entry.builder.__qualname__}, sort_keys=True, default=str)
+
+
+def table_fields(name: str) -> dict[str, Any]:
+    """The registry's listing fields of a model, as ``bupose models`` prints them: input_size
+    (S, or [h, w] for top-down models), family, description."""
+    from bupose.models import MODELS
+
+    entry = MODELS.get(name)
+    size = entry.input_size
+    return {"input_size": list(size) if isinstance(size, tuple) else size,
+            "family": entry.family, "description": entry.description}
 
 
 @functools.cache
@@ -149,7 +161,7 @@ def write_cost_cache(path: Path = COST_CACHE) -> dict[str, Any]:
     table = {}
     for name in MODELS.names():
         cost = compute_registered_cost(name)
-        table[name] = {"params": cost.params, "gmacs": cost.gmacs,
+        table[name] = {**table_fields(name), "params": cost.params, "gmacs": cost.gmacs,
                        "gflops_paper": cost.gflops_paper, "fingerprint": _fingerprint(name)}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, (json.dumps(table, indent=1) + "\n").encode())

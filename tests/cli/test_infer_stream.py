@@ -159,7 +159,7 @@ def test_stream_argument_errors(tmp_path, capsys):
 @pytest.mark.parametrize("preset", [None, "omp"])
 def test_quiet_numba_threads(preset):
     """workqueue unless the user chose a layer (fresh process: numba has started none)."""
-    code = ("import numba; from bupose.cli.infer_stream import quiet_numba_threads; "
+    code = ("import numba; from bupose.utils.threads import quiet_numba_threads; "
             "quiet_numba_threads(); print(numba.config.THREADING_LAYER)")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
     if preset:

@@ -79,9 +79,10 @@ def test_staged_196141_equals_official(staged: dict, predictor: OffsetPredictor)
     for stack in (0, 1):
         for row, tag in ((0, "orig"), (1, "flip")):
             for idx, name in ((0, "hmp"), (1, "off")):
-                got = out[idx][row, stack].numpy()
-                np.testing.assert_allclose(got[:, ::4, ::4], staged[f"{name}_s{stack}_{tag}_sub4"],
-                                           rtol=1e-5, atol=1e-6)
+                got, want = out[idx][row, stack].numpy(), staged[f"{name}_s{stack}_{tag}_sub4"]
+                # float32 kernels differ between CPUs: 1e-5 of the map's scale (fixture README)
+                np.testing.assert_allclose(got[:, ::4, ::4], want, rtol=0,
+                                           atol=1e-5 * np.abs(want).max())
     maps = predictor.maps(image)
     decoded = decode_offsets(maps.heatmaps, maps.offsets, predictor.params)
     valid = staged["topk_scores"] >= predictor.params.thre_hmp
@@ -89,7 +90,8 @@ def test_staged_196141_equals_official(staged: dict, predictor: OffsetPredictor)
     np.testing.assert_allclose(decoded.peaks.scores[valid], staged["topk_scores"][valid],
                                atol=1e-6)
     rows = (staged["limbs"][..., 2] >= 0.04) & (staged["limbs"][..., 5] >= 0.04)
-    np.testing.assert_allclose(decoded.limbs[rows], staged["limbs"][rows], rtol=1e-5, atol=1e-6)
+    # limb lengths/scores carry the maps' float noise (1.2e-5 relative seen on an AVX2 CPU)
+    np.testing.assert_allclose(decoded.limbs[rows], staged["limbs"][rows], rtol=1e-4, atol=1e-6)
     assert decoded.poses.shape == staged["poses"].shape
     np.testing.assert_allclose(decoded.poses, staged["poses"], atol=1e-6)
     poses = poses_from_decoded(decoded.poses, meta_offset, meta_scale)

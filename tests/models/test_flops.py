@@ -15,6 +15,7 @@ from bupose.models.flops import (
     compute_registered_cost,
     count_cost,
     registered_cost,
+    table_fields,
 )
 from tests.conftest import FIXTURES, require
 
@@ -86,14 +87,15 @@ def _check_cached(names: list[str]) -> None:
 
 
 def test_cost_cache_is_current() -> None:
-    """`bupose models` reads bupose/resources/model_costs.json: its entries are registered
-    models with a current fingerprint (models missing there are counted on the fly); one model
+    """`bupose models` reads bupose/resources/model_costs.json without importing torch: it
+    lists every registered model with a current fingerprint and listing fields; one model
     per family is recounted (all: the slow test). When stale:
     ``python -c "from bupose.models.flops import write_cost_cache as w; w()"``."""
     cached = json.loads(COST_CACHE.read_text())
-    assert set(cached) <= set(MODELS.names())
+    assert set(cached) == set(MODELS.names())
     for name, hit in cached.items():
         assert hit["fingerprint"] == _fingerprint(name), name
+        assert {k: hit[k] for k in table_fields(name)} == table_fields(name), name
     _check_cached(["higherhrnet_tiny", "simplepose_hg104", "cal_hrnet_small_64x48"])
 
 

@@ -1,0 +1,89 @@
+"""Stage-by-stage timing of the AE-family test pipeline on a list of images.
+
+For each image, medians over repeated runs after warm-up of:
+  preprocess  resize-align + normalise, every test scale;
+  forward     the network calls (1 + flip per scale), alone;
+  aggregate   the rest of ``Predictor.maps``: flip fusion, stage averaging, projection;
+  decode      ``Predictor.decode``, and for the "ae" decoder its stages: ``peaks`` (checks,
+              tiles, top-k NMS), ``match`` (tag matching), ``finish`` (adjust, refine,
+              back-projection is in ``decode`` only);
+  end_to_end  ``Predictor(image)``.
+Achieved GFLOP/s = 2 x the model's multiply-adds at the actual input size / forward time.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from bupose.bench.measure import median_seconds
+
+
+def time_image(predictor: Any, image: np.ndarray, repeat: int, warmup: int) -> dict[str, Any]:
+    """Stage times (s) of one (H, W, 3) uint8 RGB image; see the module docstring."""
+    scales = sorted(predictor.scales, reverse=True)
+    inputs = [predictor.prepare(image, s)[0] for s in scales]
+    passes = 2 if predictor.flip else 1
+
+    def forward() -> None:
+        with torch.inference_mode():
+            for x in inputs:
+                for p in range(passes):
+                    predictor.model(torch.flip(x, [3]) if p else x)
+
+    def preprocess() -> None:
+        for s in scales:
+            predictor.prepare(image, s)
+
+    t: dict[str, Any] = {"preprocess": median_seconds(preprocess, repeat, warmup),
+         "forward": median_seconds(forward, repeat, warmup)}
+    maps_time = median_seconds(lambda: predictor.maps(image), repeat, warmup)
+    t["aggregate"] = max(maps_time - t["forward"] - t["preprocess"], 0.0)
+    maps = predictor.maps(image)
+    t["decode"] = median_seconds(lambda: predictor.decode(maps), repeat, warmup)
+    if predictor.decoder == "ae":
+        t.update(_ae_stages(predictor, maps, repeat, warmup))
+    t["end_to_end"] = median_seconds(lambda: predictor(image), repeat, warmup)
+    t["input_hw"] = [int(x) for x in inputs[0].shape[-2:]]
+    t["people"] = len(predictor.decode(maps))
+    return t
+
+
+def _ae_stages(predictor: Any, maps: Any, repeat: int, warmup: int) -> dict[str, float]:
+    from bupose.decoders.ae import check_joint_order, finish, match_by_tag, prepare
+
+    params = predictor.params
+    heat, tag, tiles, peaks = prepare(maps.heatmaps, maps.tags, params)
+    order = check_joint_order(predictor.spec.joint_order, heat.shape[0])
+    grouped = match_by_tag(peaks, order, params, None)
+    return {
+        "decode_peaks": median_seconds(lambda: prepare(maps.heatmaps, maps.tags, params),
+                                       repeat, warmup),
+        "decode_match": median_seconds(lambda: match_by_tag(peaks, order, params, None),
+                                       repeat, warmup),
+        "decode_finish": median_seconds(lambda: finish(grouped, heat, tag, params, tiles),
+                                        repeat, warmup),
+    }
+
+
+def forward_gflops(model_name: str | None, input_hw: Sequence[int], passes: int,
+                   seconds: float) -> float | None:
+    """Achieved GFLOP/s of ``passes`` forward calls at ``input_hw`` taking ``seconds``, or None
+    for a model that is not registered (unknown cost)."""
+    from bupose.models import MODELS
+    from bupose.models.flops import registered_cost
+
+    if model_name is None or model_name not in MODELS:
+        return None
+    cost = registered_cost(model_name, input_size=(int(input_hw[0]), int(input_hw[1])))
+    return 2.0 * cost.gmacs * passes / seconds
+
+
+def summarise(per_image: list[dict[str, Any]]) -> dict[str, float]:
+    """Median over images of every timed stage."""
+    keys = [k for k, v in per_image[0].items() if isinstance(v, float)]
+    return {k: statistics.median(t[k] for t in per_image) for k in keys}
