@@ -24,7 +24,7 @@ def test_bench_default_model_json(tmp_path, capsys) -> None:
         assert math.isfinite(stages[key]) and stages[key] >= 0, key
     assert stages["forward"] > 0 and stages["end_to_end"] >= stages["forward"]
     assert r["model"] == "higherhrnet_tiny" and r["flip"] is True
-    assert 0 < r["forward_gflops"] and 0 < r["forward_fraction_of_peak"]
+    assert r["forward_gflops"] > 0 and r["forward_fraction_of_peak"] > 0
     assert r["conv_peak_gflops"]["peak"] >= r["conv_peak_gflops"]["nchw"] > 0
     folder = r["folder"]
     assert all(v > 0 for v in folder.values())

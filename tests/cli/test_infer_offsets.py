@@ -9,8 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from bupose.cli import main
+from bupose.decoders import offsets as offsets_module
+from bupose.decoders.offsets import OffsetParams
+from bupose.decoders.offsets_peaks import Peaks, upsample_bicubic
 from tests.conftest import SHARED, SHARED_DATA, require
 
 OG = SHARED / "fixtures" / "official_offsetguided"
@@ -44,18 +49,91 @@ def _same_person(ours: dict[str, Any], ref: dict[str, Any], miss: np.ndarray) ->
                 and np.all(theirs[~found, 2] == 0))
 
 
-def _assert_same_results(ours: list[dict[str, Any]], variant: str) -> None:
-    """As sets per image (the random tiny net has near-equal candidates, README tolerance)."""
-    for image in _official(variant)["images"]:
-        image_id = image["image_id"]
-        miss = np.asarray(image["meta_offset"]) / np.asarray(image["meta_scale"])
-        mine = [e for e in ours if e["image_id"] == image_id]
-        assert len(mine) == image["n_poses"] == len(image["coco_results"]), image_id
-        free = list(range(len(mine)))
-        for ref in image["coco_results"]:
-            match = next((i for i in free if _same_person(mine[i], ref, miss)), None)
-            assert match is not None, f"image {image_id}: official person {ref} not found"
+def _unmatched(ours: list[dict[str, Any]], image: dict[str, Any]) -> list[dict[str, Any]]:
+    """The official people of one image that none of ours equals (greedy set matching)."""
+    miss = np.asarray(image["meta_offset"]) / np.asarray(image["meta_scale"])
+    mine = [e for e in ours if e["image_id"] == image["image_id"]]
+    assert image["n_poses"] == len(image["coco_results"])
+    if len(mine) != image["n_poses"]:
+        return list(image["coco_results"])
+    free, missing = list(range(len(mine))), []
+    for ref in image["coco_results"]:
+        match = next((i for i in free if _same_person(mine[i], ref, miss)), None)
+        if match is None:
+            missing.append(ref)
+        else:
             free.remove(match)
+    return missing
+
+
+def _assert_same_results(ours: list[dict[str, Any]], variant: str, maps: Path | None = None
+                         ) -> None:
+    """As sets per image (the random tiny net has near-equal candidates, README tolerance).
+    With the saved maps, an image may instead differ by one peak near-tie (``_near_tie_flip``)."""
+    for image in _official(variant)["images"]:
+        missing = _unmatched(ours, image)
+        if missing and maps is not None:
+            flip = _near_tie_flip(maps / f"{image['image_id']:012d}.npz", image)
+            assert flip is not None, f"image {image['image_id']}: {len(missing)} official " \
+                f"people not found and no peak near-tie explains it, e.g. {missing[0]}"
+            continue
+        assert not missing, f"image {image['image_id']}: official person {missing[0]} not found"
+
+
+def _peak_maps(heatmaps: np.ndarray, params: OffsetParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """The upsampled maps (J, H, W) and the largest of each pixel's 8 neighbours (zero padded):
+    a pixel is a reference peak when its value is >= that maximum."""
+    hr = upsample_bicubic(heatmaps, params.upsample)[0]
+    padded = F.pad(hr, (1, 1, 1, 1))
+    around = torch.stack([padded[:, dy:dy + hr.shape[1], dx:dx + hr.shape[2]]
+                          for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]).amax(0)
+    return hr, around
+
+
+def _peaks_toggled(hr: torch.Tensor, around: torch.Tensor, topk: int,
+                   toggle: tuple[int, int, int]) -> Peaks:
+    """The reference's whole-map top-k with the peak status of pixel (joint, y, x) flipped."""
+    is_peak = hr >= around
+    is_peak[toggle] = ~is_peak[toggle]
+    scores, inds = torch.topk(torch.where(is_peak, hr, 0).flatten(1), topk)
+    width = hr.shape[-1]
+    return Peaks(scores.numpy(), inds.numpy(), inds.numpy() // width, inds.numpy() % width)
+
+
+def _near_ties(hr: torch.Tensor, around: torch.Tensor, topk: int
+               ) -> list[tuple[int, int, int, float]]:
+    """Pixels whose peak status (value vs its neighbours) or top-k membership (k-th vs
+    (k+1)-th peak) is decided by less than 1e-5 of the map scale: (joint, y, x, margin)."""
+    tol = 1e-5 * float(hr.abs().max())
+    top = torch.topk(torch.where(hr >= around, hr, 0).flatten(1), topk + 1).values
+    ties = []
+    for joint in range(hr.shape[0]):
+        kth, nxt = float(top[joint, -2]), float(top[joint, -1])
+        near = (hr[joint] >= kth - tol) & ((hr[joint] - around[joint]).abs() < tol)
+        if kth - nxt < tol:  # the k-th peak may drop out of the top-k
+            near |= hr[joint] == kth
+        for y, x in torch.nonzero(near).tolist():
+            margin = float(hr[joint, y, x] - around[joint, y, x])
+            ties.append((joint, y, x, margin if hr[joint, y, x] != kth else kth - nxt))
+    return ties
+
+
+def _near_tie_flip(npz: Path, image: dict[str, Any]) -> tuple[int, int, int, float] | None:
+    """A peak near-tie whose flip makes our decoding of the saved maps equal the official
+    results exactly (as sets), shown by re-decoding with ``bupose decode``."""
+    with np.load(npz) as z:
+        heatmaps = z["heatmaps"]
+        params = OffsetParams(**json.loads(str(z["offset_params"])))
+    out = npz.with_suffix(".flipped.json")
+    hr, around = _peak_maps(heatmaps, params)
+    for tie in _near_ties(hr, around, params.topk):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(offsets_module, "find_peaks",
+                          lambda h, p, t=tie: _peaks_toggled(hr, around, p.topk, t[:3]))
+            assert main(["decode", str(npz), "--decoder", "offsets", "--json", str(out)]) == 0
+        if not _unmatched(json.loads(out.read_text()), image):
+            return tie
+    return None
 
 
 def _infer(tmp_path: Path, variant: str, *extra: str) -> list[dict[str, Any]]:
@@ -85,7 +163,28 @@ def test_infer_flip_long_edge_equals_official(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variant", ["noflip_long640", "flip_fixedheight640"])
 def test_infer_variants_equal_official(tmp_path: Path, variant: str) -> None:
-    _assert_same_results(_infer(tmp_path, variant), variant)
+    maps = tmp_path / "maps"
+    ours = _infer(tmp_path, variant, "--save-maps", str(maps))
+    _assert_same_results(ours, variant, maps)
+
+
+def test_near_tie_flip_is_shown_not_assumed(tmp_path: Path) -> None:
+    """The near-tie escape accepts a difference only when flipping one decision decided by
+    < 1e-5 of the map scale reproduces the official people: a real change (the right-ankle
+    heatmap of image 196141 lowered by 1%) is not explained by any flip."""
+    image = next(i for i in _official("flip_long640")["images"] if i["image_id"] == 196141)
+    maps = tmp_path / "maps"
+    ours = _infer(tmp_path, "flip_long640", "--save-maps", str(maps))
+    assert not _unmatched(ours, image)
+    npz = maps / "000000196141.npz"
+    with np.load(npz) as z:
+        saved = dict(z)
+    saved["heatmaps"][16] *= 0.99
+    np.savez(npz, **saved)
+    assert main(["decode", str(npz), "--decoder", "offsets", "--json",
+                 str(tmp_path / "moved.json")]) == 0
+    assert _unmatched(json.loads((tmp_path / "moved.json").read_text()), image)
+    assert _near_tie_flip(npz, image) is None
 
 
 def test_decode_rejects_bad_maps(tmp_path: Path) -> None:
