@@ -1,0 +1,179 @@
+"""The README's performance table, from one run of the benchmark scripts on this machine.
+
+Runs, one after the other (each in its own process, JSON kept in ``--out``):
+  ``bupose bench`` on W32-512 (random weights) over the COCO sample images: fp32, bf16 and
+  onnxruntime (forward time, share of the measured convolution peak, folder throughput,
+  start-up); ``bench_e2e.py`` (the official ``valid.py`` loop beside bupose) with a few people per
+  image and with a crowd; ``bench_train.py`` (training step); ``bench_memory.py`` (peak RSS); and
+  a one-image ``bupose infer`` with the default model, whose wall time minus the in-process
+  network + decoding time is the command's own overhead.
+
+    python benchmarks/perf_table.py --official /tmp/hhr [--out runs/perf] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SAMPLES = HERE.parent.parent / "shared" / "data" / "samples" / "coco"
+BENCH = [sys.executable, "-m", "bupose", "bench", "--model", "higherhrnet_w32_512",
+         "--images", str(SAMPLES)]
+
+
+def _run(argv: list[str], out: Path) -> dict[str, Any]:
+    """Run one benchmark writing ``--json out``; returns its JSON (reused when present)."""
+    if not out.exists():
+        print("$ " + " ".join(argv[1:]), file=sys.stderr)
+        subprocess.run([*argv, "--json", str(out)], check=True)
+    return json.loads(out.read_text())
+
+
+def _infer_overhead(out: Path) -> dict[str, float]:
+    """Wall time of ``bupose infer`` on one image with the default model, and that image's
+    in-process end-to-end time (median of 3 after a warm-up)."""
+    image = sorted(SAMPLES.glob("*.jpg"))[0]
+    walls = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bupose", "infer", str(image), "--json",
+                        str(out / "one.json")], check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+    code = ("import time, statistics\nfrom bupose import Predictor\n"
+            "from bupose.utils.io import read_image\n"
+            f"p = Predictor.from_pretrained()\nim = read_image({str(image)!r})\np(im)\nts = []\n"
+            "for _ in range(3):\n    t = time.perf_counter()\n    p(im)\n"
+            "    ts.append(time.perf_counter() - t)\nprint(statistics.median(ts))")
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                          text=True)
+    inside = float(done.stdout.split()[-1])
+    wall = statistics.median(walls)
+    imports = {}
+    for module in ("torch", "scipy.optimize", "numba"):
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+            times.append(time.perf_counter() - start)
+        imports[module] = statistics.median(times)
+    return {"wall_s": wall, "network_decode_s": inside, "overhead_s": wall - inside,
+            "import_s": imports}
+
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    out, official = args.out, str(args.official)
+    out.mkdir(parents=True, exist_ok=True)
+    repeat = ["--repeat", "1" if args.quick else "2"]
+    r: dict[str, Any] = {"machine": _machine()}
+    r["bench_fp32"] = _run([*BENCH, *repeat, "--batch", "2"], out / "bench_fp32.json")
+    r["bench_bf16"] = _run([*BENCH, "--precision", "bf16", "--repeat", "1", "--no-startup"],
+                           out / "bench_bf16.json")
+    r["bench_ort"] = _run([*BENCH, "--backend", "onnxruntime", *repeat, "--no-startup"],
+                          out / "bench_ort.json")
+    e2e = [sys.executable, str(HERE / "bench_e2e.py"), "--official", official, *repeat]
+    r["e2e_few"] = _run([*e2e, "--heat-scale", "0.025"], out / "e2e_few.json")
+    r["e2e_crowd"] = _run([*e2e, "--heat-scale", "0.03", "--variants", "fp32"],
+                          out / "e2e_crowd.json")
+    r["train"] = _run([sys.executable, str(HERE / "bench_train.py"), "--official", official,
+                       "--batch", "4" if args.quick else "12", *repeat], out / "train.json")
+    r["memory"] = _run([sys.executable, str(HERE / "bench_memory.py")], out / "memory.json")
+    r["infer_one"] = _infer_overhead(out)
+    (out / "all.json").write_text(json.dumps(r, indent=1))
+    return r
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+        flags = next(ln for ln in lines if ln.startswith("flags")).split()
+        isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+        bf16 = "bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "no bf16 instructions"
+        cpu = f"{names[0]}, {len(names)} cores, {isa}, {bf16}"
+    except (OSError, StopIteration, IndexError):
+        pass
+    return cpu
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+def _e2e_rows(name: str, e2e: dict[str, Any]) -> list[str]:
+    official = statistics.mean(e2e["seconds"]["official"])
+    people = e2e["official_people"] / len(e2e["images"])
+    rows = []
+    for variant, seconds in e2e["seconds"].items():
+        if variant == "official":
+            continue
+        q = e2e["quality"][variant]
+        agree = (f"{q['identical']} identical, {sum(o >= 0.99 for o in q['oks_official'])} "
+                 f"OKS >= 0.99 of {e2e['official_people']} official people")
+        if q["oks_fp32"]:
+            agree += (f"; OKS >= 0.99 with fp32 for {sum(o >= 0.99 for o in q['oks_fp32'])}/"
+                      f"{len(q['oks_fp32'])}")
+        rows.append(f"| end to end, {name} ({people:.0f} people/image), bupose {variant} | "
+                    f"official {official:.2f} s, bupose {statistics.mean(seconds):.2f} s | "
+                    f"{_ratio(official, statistics.mean(seconds))} | {agree} |")
+    return rows
+
+
+def table(r: dict[str, Any]) -> str:
+    fp32, bf16, ort = r["bench_fp32"], r["bench_bf16"], r["bench_ort"]
+    fwd = fp32["stages"]["forward"]
+    rows = ["| target | measured | ratio | notes |", "|---|---|---|---|"]
+    rows += _e2e_rows("few people", r["e2e_few"]) + _e2e_rows("crowd", r["e2e_crowd"])
+    rows.append(f"| forward fp32 vs conv peak | {fp32['forward_gflops']:.0f} GFLOP/s of "
+                f"{fp32['conv_peak_gflops']['peak']:.0f} | "
+                f"{100 * fp32['forward_fraction_of_peak']:.0f}% | W32-512 at "
+                f"{fp32['forward_input_hw'][0]}x{fp32['forward_input_hw'][1]}, flip: "
+                f"{1000 * fwd:.0f} ms |")
+    for name, other in (("bf16 autocast", bf16), ("onnxruntime", ort)):
+        rows.append(f"| forward {name} vs fp32 | {1000 * other['stages']['forward']:.0f} ms vs "
+                    f"{1000 * fwd:.0f} ms | {_ratio(fwd, other['stages']['forward'])} | "
+                    "speed-up (< 1: slower) |")
+    folder = fp32["folder"]
+    rows.append(f"| folder throughput | serial {folder['serial_img_s']:.2f}, overlapped "
+                f"{folder['overlapped_img_s']:.2f}, network bound "
+                f"{folder['network_bound_img_s']:.2f} img/s | "
+                f"{100 * folder['overlapped_img_s'] / folder['network_bound_img_s']:.0f}% of "
+                "the bound | reading and decoding beside the network |")
+    up, one = fp32["startup_s"], r["infer_one"]
+    rows.append(f"| start-up | `--help` {up['help']:.2f} s, `models` {up['models']:.2f} s | - | "
+                f"targets 0.5 s, 1 s |")
+    imports = ", ".join(f"`import {m}` {v:.2f} s" for m, v in one["import_s"].items())
+    rows.append(f"| one-image `bupose infer` (default model) | {one['wall_s']:.2f} s wall, "
+                f"{one['network_decode_s']:.2f} s network + decoding (warm) | "
+                f"{one['overhead_s']:.2f} s outside | target < 1.5 s; alone: {imports} |")
+    t = r["train"]
+    steps = t["step_seconds"]
+    rows.append(f"| training step W32-512, batch {t['batch']} | official "
+                f"{steps['official']:.1f} s, bupose {steps['bupose fp32']:.1f} s | "
+                f"{_ratio(steps['official'], steps['bupose fp32'])} | loader "
+                f"{t['loader_batch_seconds']:.2f} s per batch (one process) |")
+    mem = r["memory"]
+    cells = ", ".join(f"{m} {row.get('4000x3000', 0):.0f} MB" for m, row in mem.items())
+    rows.append(f"| peak RSS, 4000x3000 photo | {cells} | - | limit 4 GB |")
+    return f"Measured on {r['machine']}, torch threads {fp32['threads']}.\n\n" + "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--official", type=Path, required=True, help="HigherHRNet checkout")
+    ap.add_argument("--out", type=Path, default=Path("runs/perf"))
+    ap.add_argument("--quick", action="store_true", help="one repeat, training batch 4")
+    args = ap.parse_args()
+    print(table(collect(args)))
+
+
+if __name__ == "__main__":
+    main()
