@@ -23,6 +23,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from bupose.data.sample import Sample
+from bupose.data.validate import check_keypoint_annotations
 from bupose.errors import DataError
 from bupose.structures.spec import KeypointSpec
 from bupose.utils.io import read_image, read_json
@@ -55,14 +56,11 @@ class CocoKeypoints:
         self.image_dir = Path(image_dir)
         self.spec = spec
         data = read_json(self.ann_file, "COCO annotation file")
-        images, annotations = _check_layout(data, self.ann_file)
-        self._images: dict[int, dict[str, Any]] = {}
-        for info in images:
-            image_id = _image_id(info, self.ann_file)
-            self._images[image_id] = info
+        images, annotations, _ = check_keypoint_annotations(data, self.ann_file,
+                                                            spec.num_keypoints)
+        self._images: dict[int, dict[str, Any]] = {int(info["id"]): info for info in images}
         self._anns: dict[int, list[Annotation]] = {i: [] for i in self._images}
         for ann in annotations:
-            _check_annotation(ann, spec.num_keypoints, self._images, self.ann_file)
             self._anns[int(ann["image_id"])].append(ann)
         ids = list(self._images)
         if train_filter:
@@ -210,41 +208,3 @@ def _num_keypoints(ann: Annotation) -> int:
         return int(ann["num_keypoints"])
     v = np.asarray(ann.get("keypoints", []), dtype=np.float32)[2::3]
     return int((v > 0).sum())
-
-
-def _check_layout(data: Any, path: Path) -> tuple[list[Any], list[Any]]:
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError(f"{path}: not a COCO-format annotation file (no 'images' list)")
-    annotations = data.get("annotations", [])
-    if not isinstance(annotations, list):
-        raise DataError(f"{path}: 'annotations' must be a list")
-    return data["images"], annotations
-
-
-def _image_id(info: Any, path: Path) -> int:
-    if not isinstance(info, dict) or "id" not in info or "file_name" not in info:
-        shown = repr(info)[:200]
-        raise DataError(f"{path}: every 'images' entry needs 'id' and 'file_name', got {shown}")
-    try:
-        return int(info["id"])
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: image id {info['id']!r} is not an integer") from None
-
-
-def _check_annotation(
-    ann: Any, num_keypoints: int, images: dict[int, Any], path: Path
-) -> None:
-    if not isinstance(ann, dict):
-        raise DataError(f"{path}: an 'annotations' entry is not an object: {ann!r}"[:300])
-    ann_id = ann.get("id")
-    keypoints = ann.get("keypoints")
-    if not isinstance(keypoints, list) or len(keypoints) != 3 * num_keypoints:
-        got = "no 'keypoints'" if keypoints is None else f"{len(keypoints)} keypoint values"
-        raise DataError(
-            f"{path}: annotation id {ann_id} has {got}, expected {3 * num_keypoints} "
-            f"(3 x K = {num_keypoints} keypoints of the spec)"
-        )
-    image_id = ann.get("image_id")
-    if image_id not in images:
-        raise DataError(f"{path}: annotation id {ann_id} refers to image_id {image_id!r}, which "
-                        "is not in 'images'")

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from bupose.data.synth.crowd_index import bucket_counts
+from bupose.data.validate import check_keypoint_annotations
 from bupose.errors import DataError
 
 
@@ -17,6 +18,9 @@ def keypoint_stats(data: dict[str, Any], source: str = "annotation file") -> dic
         data: a loaded COCO keypoint JSON (``images``, ``annotations``).
         source: the file name, for error messages.
 
+    Raises:
+        DataError: the file fails ``check_keypoint_annotations`` (names the file and entry).
+
     Returns:
         dict with images, persons (annotations), persons_labelled (num_keypoints > 0),
         crowd (iscrowd=1 regions), keypoints (labelled, v > 0), visible (v = 2),
@@ -26,7 +30,7 @@ def keypoint_stats(data: dict[str, Any], source: str = "annotation file") -> dic
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise DataError(f"{source}: not a COCO annotation file (needs 'images' and "
                         "'annotations')")
-    anns = data["annotations"]
+    _, anns, _ = check_keypoint_annotations(data, source)
     visible = occluded = labelled_persons = crowd = 0
     for ann in anns:
         if ann.get("iscrowd", 0):
