@@ -72,8 +72,13 @@ def input_hw(model: nn.Module, input_size: int | Sequence[int] | None = None) ->
 
 def outputs_of(model: nn.Module, images: Tensor) -> list[Tensor]:
     """The model's outputs on ``images`` as a list of tensors (a single tensor becomes [it])."""
-    with torch.inference_mode():
-        out = model(images)
+    try:
+        with torch.inference_mode():
+            out = model(images)
+    except (RuntimeError, ValueError) as e:  # e.g. an input size the architecture cannot take
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"the model cannot run on a {images.shape[-2]}x{images.shape[-1]} "
+                          f"input: {reason}") from None
     if isinstance(out, Tensor):
         return [out]
     if not isinstance(out, (tuple, list)) or not all(isinstance(o, Tensor) for o in out):

@@ -11,7 +11,8 @@ values / K as ``evaluate.py``; the official file writes a not-found joint at off
 offsets (2L,h,w), meta_offset, meta_scale (2,), image_id, file_name, offset_params: JSON of the
 decoding settings, reused by ``bupose decode`` unless flags change them), ``--annotations`` (AP),
 ``--show-maps DIR`` (heatmaps, per-joint heatmaps, guiding offsets at the joints found, grouping:
-``bupose.viz.offsets``).
+``bupose.viz.offsets``). An unreadable image is skipped with a warning, as on the AE path
+(``bupose.cli.infer_files``: exit 2 only when every input failed; ``--strict`` stops).
 
 ``bupose decode MAPS.npz... --decoder offsets`` decodes such files (heatmaps (K,h,w) or
 (1,K,h,w), offsets (2L,h,w) or (1,2L,h,w) at stride 4 of the network input; with meta_offset and
@@ -96,8 +97,9 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
         image_ids,
         keep_confident,
     )
+    from bupose.cli.infer_files import check_skipped, read_or_skip
     from bupose.evaluation.results import write_coco_results
-    from bupose.utils.io import read_image, read_json
+    from bupose.utils.io import read_json
 
     images = collect_images(args.images)
     if args.save_maps or args.draw or getattr(args, "show_maps", None):
@@ -107,16 +109,20 @@ def run_offsets(args: argparse.Namespace, model: Any) -> int:
     model.to(args.device).eval()
     predictor = build_offset_predictor(args, model)
     entries: list[dict[str, Any]] = []
+    skipped: list[str] = []  # unreadable images: skipped with a warning, as the AE path
     with torch.inference_mode():
         for path, image_id in zip(tqdm(images, desc="infer", unit="img"), ids):
-            image = read_image(path)
+            image = read_or_skip(path, skipped, getattr(args, "strict", False))
+            if image is None:
+                continue
             maps = predictor.maps(image)
             poses = keep_confident(predictor.decode(maps), args.min_score)
             entries.extend(poses.to_coco(image_id, file_name=path.name))
             _write_files(args, path, image_id, image, maps, poses, predictor)
+    check_skipped(skipped, len(images))
     if args.json:
         write_coco_results(args.json, entries)
-    print(f"{len(images)} images, {len(entries)} people"
+    print(f"{len(images) - len(skipped)} images, {len(entries)} people"
           + (f"; results: {args.json}" if args.json else ""), file=sys.stderr)
     if gt is not None:
         _print_scores(entries, gt, ids, predictor.spec)
@@ -147,6 +153,8 @@ def load_offset_maps(path: Path) -> dict[str, Any]:
 
     Raises DataError naming the file for a missing/unreadable file, a missing key or bad shapes.
     """
+    from bupose.decoders.offsets import COCO_OFFSET_SKELETON
+
     if not path.is_file():
         raise DataError(f"{path}: maps file not found")
     try:
@@ -167,6 +175,10 @@ def load_offset_maps(path: Path) -> dict[str, Any]:
     if arrays["heatmaps"].shape[1:] != arrays["offsets"].shape[1:]:
         raise DataError(f"{path}: heatmaps {arrays['heatmaps'].shape} and offsets "
                         f"{arrays['offsets'].shape} differ in size")
+    joints = 1 + max(max(limb) for limb in COCO_OFFSET_SKELETON)
+    if len(arrays["heatmaps"]) < joints:
+        raise DataError(f"{path}: heatmaps have {len(arrays['heatmaps'])} channels; the offset "
+                        f"skeleton joins {joints} keypoints")
     present = [k for k in ("meta_offset", "meta_scale") if k in arrays]
     if len(present) == 1:
         raise DataError(f"{path}: has {present[0]!r} but not the other of meta_offset/meta_scale")

@@ -3,9 +3,12 @@
 ``bupose infer IMAGES --checkpoint CKPT --config YAML --boxes gt --annotations GT.json``
 (ground-truth person boxes: persons with a labelled keypoint, cleaned as the reference does) or
 ``--boxes DETS.json`` (COCO detection results, category 1, score >= ``--box-threshold``, used
-raw: reference quirk 11). Outputs: ``--json`` (the official result entries: keypoints, rescored
-score, center, scale; images in the reference's order: the annotation file's for GT boxes, the
-detection file's for detections; per image the OKS-NMS keep order), ``--draw``,
+raw: reference quirk 11; a box or score that is not a finite number, or a file none of whose
+detections is for the given images, is a DataError). An unreadable image is skipped with a
+warning as on the AE path (``bupose.cli.infer_files``). Outputs: ``--json`` (the official
+result entries: keypoints, rescored score, center, scale; images in the reference's order: the
+annotation file's for GT boxes, the detection file's for detections; per image the OKS-NMS keep
+order), ``--draw``,
 ``--save-maps DIR`` (per image ``<stem>.npz``: heatmaps (N,K,h,w), offsets (N,2K,h,w),
 heatmaps_flip / offsets_flip (raw outputs on the flipped crops, with flip), center, scale (N,2),
 box_score (N,), image_id (N,), file_name) and, with ``--annotations``, the AP table.
@@ -104,6 +107,8 @@ def detection_boxes(path: Path, threshold: float) -> dict[int, tuple[np.ndarray,
             box = [float(v) for v in det["bbox"]]
             if len(box) != 4:
                 raise ValueError("bbox needs 4 values")
+            if not np.isfinite([*box, float(det["score"])]).all():
+                raise ValueError("bbox and score must be finite numbers")
             per_image.setdefault(int(det["image_id"]), []).append((box, float(det["score"])))
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise DataError(f"{path}: detection {i}: needs image_id, bbox [x, y, w, h] and "
@@ -143,6 +148,8 @@ def run_topdown(args: argparse.Namespace, model: Any) -> int:
     gt = read_json(args.annotations, "annotation file") if args.annotations else None
     ids = image_ids(images, gt, args.annotations)
     boxes = _boxes(args, gt, model)
+    if args.boxes != "gt":
+        _check_detection_ids(args.boxes, boxes, ids)
     predictor = build_topdown_predictor(args, model)
     model.to(args.device).eval()
     entries = _infer_images(args, predictor, images, ids, boxes)
@@ -169,6 +176,18 @@ def _check_request(args: argparse.Namespace, model: Any) -> None:
         raise ConfigError("--boxes gt needs --annotations GT.json")
 
 
+def _check_detection_ids(path: str, boxes: dict[int, Any], ids: list[int]) -> None:
+    """A detection file whose detections are all for other images: the ids do not match."""
+    if boxes and not set(boxes) & set(ids):
+        raise DataError(f"{path}: none of its detections is for the given images (it has image "
+                        f"ids {_few(sorted(boxes))}; the images have ids {_few(ids)}, from "
+                        "numeric file names or --annotations)")
+
+
+def _few(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:3])) + (", ..." if len(ids) > 3 else "")
+
+
 def _infer_images(
     args: argparse.Namespace, predictor: Any, images: list[Path], ids: list[int],
     boxes: dict[int, tuple[Any, Any]],
@@ -178,13 +197,17 @@ def _infer_images(
     import torch
     from tqdm import tqdm
 
+    from bupose.cli.infer_files import check_skipped, read_or_skip
     from bupose.inference.topdown import poses_of
-    from bupose.utils.io import read_image
+
+    skipped: list[str] = []  # unreadable images: skipped with a warning, as the AE path
 
     def items() -> Any:
         for path, image_id in zip(images, ids):
             found, scores = boxes.get(image_id, (np.zeros((0, 4)), np.zeros(0)))
-            image = read_image(path)
+            image = read_or_skip(path, skipped, getattr(args, "strict", False))
+            if image is None:
+                continue
             center, scale = predictor.boxes_to_center_scale(found)  # gt: cleaned already
             yield (path, image if args.draw else None), image, center, scale, scores, image_id
 
@@ -198,6 +221,7 @@ def _infer_images(
             entries.extend(dict(r, file_name=path.name) for r in decoded.results())
             if args.draw:
                 _draw(args.draw / f"{path.stem}.jpg", image, poses_of(decoded), predictor.spec)
+    check_skipped(skipped, len(images))
     return entries
 
 

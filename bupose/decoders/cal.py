@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from bupose.errors import DataError
 from bupose.structures.spec import KeypointSpec, get_spec
 
 PIXEL_STD = 200.0  # the official unit of ``scale``
@@ -293,11 +294,18 @@ def decode_cal(
 
     Returns:
         CalDecoded.
+
+    Raises:
+        DataError: NaN or inf in the maps.
     """
     spec = spec or get_spec("coco17")
     params = params or CalParams()
     hm = np.asarray(heatmaps, np.float32)
     off = np.asarray(offsets, np.float32)
+    for name, maps in (("heatmaps", hm), ("offsets", off), ("flipped heatmaps", heatmaps_flip),
+                       ("flipped offsets", offsets_flip)):
+        if maps is not None and not np.isfinite(maps).all():
+            raise DataError(f"{name} are not finite (NaN or inf); cannot decode")
     if (heatmaps_flip is None) != (offsets_flip is None):
         raise ValueError("heatmaps_flip and offsets_flip go together")
     if heatmaps_flip is not None and offsets_flip is not None:

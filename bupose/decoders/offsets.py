@@ -37,6 +37,7 @@ import numpy as np
 
 from bupose.decoders.offsets_group import delete_sort, group_limbs
 from bupose.decoders.offsets_peaks import Peaks, peaks_full, peaks_windowed
+from bupose.errors import DataError
 
 # the reference's COCO_PERSON_SKELETON: 19 directed limbs (from, to), offset channels 2l, 2l+1
 COCO_OFFSET_SKELETON: tuple[tuple[int, int], ...] = (
@@ -210,6 +211,9 @@ def decode_offsets(
 
     Returns:
         OffsetDecoded with the people in input pixels.
+
+    Raises:
+        ValueError: maps of the wrong shapes. DataError: NaN or inf in the maps.
     """
     params = params or OffsetParams()
     heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
@@ -220,6 +224,9 @@ def decode_offsets(
     if offsets.shape[0] not in (2 * len(skeleton), 4 * len(skeleton)):
         raise ValueError(f"offsets have {offsets.shape[0]} channels; expected 2 or 4 per limb "
                          f"for {len(skeleton)} limbs")
+    for name, maps in (("heatmaps", heatmaps), ("offsets", offsets)):
+        if not np.isfinite(maps).all():
+            raise DataError(f"{name} are not finite (NaN or inf); cannot decode")
     size = (heatmaps.shape[1] * params.upsample, heatmaps.shape[2] * params.upsample)
     peaks = find_peaks(heatmaps, params)
     limbs = collect_limbs(peaks, offsets, params, skeleton, size)

@@ -183,6 +183,10 @@ class OffsetPredictor:
             raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
         if input_size < 32:
             raise ValueError(f"input size must be >= 32, got {input_size}")
+        multiple = getattr(model, "input_multiple", 1)  # long-edge: the input is size x size
+        if resize_mode == "long-edge" and input_size % multiple:
+            raise ValueError(f"input size {input_size} is not a multiple of {multiple}, which "
+                             "this hourglass needs with --resize-mode long-edge")
         self.model, self.spec, self.params = model, spec, params or OffsetParams()
         self.input_size, self.resize_mode, self.flip = input_size, resize_mode, flip
         self.cat_flip_offset, self.skeleton = cat_flip_offset, tuple(skeleton)

@@ -11,6 +11,11 @@ Per-frame results (``frame_entry``), one JSON object per frame, empty frames inc
      "people": [{"keypoints": [x1, y1, v1, ...], "score": 0.93, "track_id": 3}, ...]}
 
 ``track_id`` only with ``--track``. Keypoints are in frame pixels, v is the heatmap value.
+Damaged videos (``FrameReader``): a frame that cannot be decoded is skipped with a one-line
+warning naming its index (it has no entry; later frames keep their index and time); reading stops
+at the announced frame count or after ``MAX_BAD_FRAMES`` undecodable frames in a row (a truncated
+file, one warning). A file that cannot be opened (empty, not a video) or of which no frame
+decodes is a DataError naming it: exit 2, no results file, no annotated video.
 The annotated video (``AtomicVideoWriter``) is written under a temporary name beside its final
 path and renamed when complete (mp4v codec, the source's frame rate).
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +38,7 @@ from bupose.errors import DataError
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _GLOB_CHARS = set("*?[")
+MAX_BAD_FRAMES = 25  # undecodable frames in a row after which a video file is taken as ended
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,8 @@ class FrameReader:
 
         target: Any = str(source.path) if source.path is not None else source.index
         self.source, self.max_frames = source, max_frames
+        if source.path is not None and source.path.is_file() and not source.path.stat().st_size:
+            raise DataError(f"{source.name}: empty file (0 bytes), not a video")
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
             raise DataError(f"{source.name}: cannot open this video / webcam with OpenCV")
@@ -151,22 +160,51 @@ class FrameReader:
         import cv2
 
         start = time.monotonic()
-        index = 0
+        index, decoded = 0, 0
+        failed: list[int] = []  # the undecodable frames just before ``index``
         try:
             while self.max_frames is None or index < self.max_frames:
                 ok, bgr = self._cap.read()
                 if not ok or bgr is None:
-                    break
+                    if not self._may_skip(index, failed):
+                        break
+                    failed.append(index)
+                    index += 1
+                    continue
+                self._warn_skipped(failed)
+                failed = []
                 if self.source.kind == "webcam":
                     t = time.monotonic() - start
                 else:  # the frame's timestamp at a constant rate (as the container declares)
                     t = index / self.fps
                 yield Frame(index, round(t, 6), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 index += 1
+                decoded += 1
         finally:
             self._cap.release()
-        if index == 0 and self.source.kind == "video":
+        if decoded == 0 and self.source.kind == "video":
             raise DataError(f"{self.source.name}: no frame could be decoded")
+        if failed:
+            _warn(f"{self.source.name}: stopped at frame {failed[0]} of {self.count} announced: "
+                  "the next frames cannot be decoded (truncated or damaged file?)")
+
+    def _may_skip(self, index: int, failed: list[int]) -> bool:
+        """After a failed read of frame ``index``: try the next frame? Only within a video file's
+        announced length and before ``MAX_BAD_FRAMES`` failures in a row (a webcam stops)."""
+        return self.source.kind == "video" and index < self.count and len(failed) < MAX_BAD_FRAMES
+
+    def _warn_skipped(self, failed: list[int]) -> None:
+        """One warning for the undecodable frames ``failed`` (consecutive) before a good one."""
+        if failed:
+            which = f"frame {failed[0]}" if len(failed) == 1 else f"frames {failed[0]}-{failed[-1]}"
+            _warn(f"{self.source.name}: {which} cannot be decoded, skipped")
+
+
+def _warn(message: str) -> None:
+    """A one-line warning on stderr that leaves the progress bar intact."""
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 class AtomicVideoWriter:

@@ -18,11 +18,15 @@ from bupose.errors import DataError
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync, then rename over ``path``.
 
-    A crash or an exception leaves any previous ``path`` untouched.
+    A crash or an exception leaves any previous ``path`` untouched. Missing parent folders are
+    created; a folder that cannot be created or written raises DataError naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a read-only folder, a file where a folder should be ...
+        raise DataError(f"{path}: cannot create or write its folder ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
