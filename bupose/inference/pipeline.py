@@ -6,12 +6,15 @@
 
 PyTorch and OpenCV release the GIL in their kernels and the numba decoders run compiled
 loops, so on a multi-core CPU the three stages run side by side and images/s approaches
-1 / (network time per image). Results come out in input order and equal a serial loop's: each
+1 / (network time per image). The reader and finisher threads run their PyTorch operations on
+one thread (``torch.set_num_threads`` is per thread): a second OpenMP team would spin beside the
+network's and slow it down. Results come out in input order and equal a serial loop's: each
 stage is a pure function of its item (``tests/inference/test_pipeline.py``).
 """
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,8 +42,8 @@ def overlapped(items: Iterable[T], read: Callable[[T], X | None],
     started is cancelled.
     """
     todo = list(items)
-    with ThreadPoolExecutor(1, "bupose-read") as reader, \
-            ThreadPoolExecutor(1, "bupose-finish") as finisher:
+    with ThreadPoolExecutor(1, "bupose-read", initializer=_one_torch_thread) as reader, \
+            ThreadPoolExecutor(1, "bupose-finish", initializer=_one_torch_thread) as finisher:
         reads: deque[Future] = deque(reader.submit(read, it) for it in todo[:depth])
         finishes: deque[tuple[T, Future | None]] = deque()
         try:
@@ -60,6 +63,13 @@ def overlapped(items: Iterable[T], read: Callable[[T], X | None],
             for _, future in finishes:
                 if future is not None:
                     future.cancel()
+
+
+def _one_torch_thread() -> None:
+    """PyTorch operations of the calling (helper) thread on one thread, when torch is in use."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _ready(future: Future | None) -> bool:
