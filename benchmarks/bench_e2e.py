@@ -106,7 +106,7 @@ def load_official(checkout: Path) -> types.SimpleNamespace:
                                  aggregate_results=aggregate_results, T=T)
 
 
-def random_model(image: np.ndarray, seed: int = 0, heat_scale: float = 0.03
+def random_model(image: np.ndarray, seed: int = 0, heat_scale: float = 0.025
                  ) -> torch.nn.Module:
     """HigherHRNet-W32-512 with random weights that find people (module docstring): each
     heatmap is ``heat_scale`` x its standard score on ``image``, so the larger ``heat_scale``,
@@ -129,7 +129,7 @@ def random_model(image: np.ndarray, seed: int = 0, heat_scale: float = 0.03
         for layer in finals:
             layer.weight.normal_(0, 1, generator=g)
             layer.bias.zero_()
-        # per joint and stage (0.03: ~0.05% of the pixels pass 0.1)
+        # per joint and stage: heat_scale x the standard score
         x = Predictor(model, fast=False).prepare(image, 1.0)[0]
         for stage, layer in enumerate(finals):
             heat = model(x)[stage][0, :model.meta.spec.num_keypoints].flatten(1)
@@ -303,9 +303,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help=f"comma-separated, from {','.join(VARIANTS)} (fp32 first)")
-    ap.add_argument("--heat-scale", type=float, default=0.03,
+    ap.add_argument("--heat-scale", type=float, default=0.025,
                     help="random net's heatmap value per standard deviation: more people when "
-                         "larger (0.03: ~15-60 per image, 0.02: a few)")
+                         "larger (0.025: ~50 per image, 0.02: a few)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

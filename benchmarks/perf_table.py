@@ -79,9 +79,8 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     r["bench_ort"] = _run([*BENCH, "--backend", "onnxruntime", *repeat, "--no-startup"],
                           out / "bench_ort.json")
     e2e = [sys.executable, str(HERE / "bench_e2e.py"), "--official", official, *repeat]
-    r["e2e_few"] = _run([*e2e, "--heat-scale", "0.025"], out / "e2e_few.json")
-    r["e2e_crowd"] = _run([*e2e, "--heat-scale", "0.03", "--variants", "fp32"],
-                          out / "e2e_crowd.json")
+    r["e2e_few"] = _run([*e2e, "--heat-scale", "0.02"], out / "e2e_few.json")
+    r["e2e_crowd"] = _run([*e2e, "--heat-scale", "0.025"], out / "e2e_crowd.json")
     r["train"] = _run([sys.executable, str(HERE / "bench_train.py"), "--official", official,
                        "--batch", "4" if args.quick else "12", *repeat], out / "train.json")
     r["memory"] = _run([sys.executable, str(HERE / "bench_memory.py")], out / "memory.json")

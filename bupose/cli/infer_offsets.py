@@ -209,7 +209,7 @@ def run_decode(args: argparse.Namespace) -> int:
         params = offset_params(args, arrays.get("offset_params"))
         try:
             decoded = decode_offsets(arrays["heatmaps"], arrays["offsets"], params)
-        except ValueError as e:
+        except (ValueError, DataError) as e:
             raise DataError(f"{path}: {e}") from None
         image_frame = "meta_offset" in arrays
         meta = ((arrays["meta_offset"], arrays["meta_scale"]) if image_frame
