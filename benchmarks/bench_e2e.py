@@ -312,6 +312,12 @@ def main() -> None:
     args.variants = [v for v in args.variants.split(",") if v]
     if any(v not in VARIANTS for v in args.variants):
         ap.error(f"--variants: choose from {', '.join(VARIANTS)}")
+    run_and_report(args, run, table)
+
+
+def run_and_report(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict],
+                   table: Callable[[dict], str]) -> None:
+    """``--threads``, then ``run(args)``: its table printed, its figures in ``--json``."""
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run(args)

@@ -18,10 +18,7 @@ step's.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_e2e import SAMPLES, load_official  # noqa: E402
+from bench_e2e import SAMPLES, load_official, run_and_report  # noqa: E402
 
 MAP_SIZES = (128, 256)
 
@@ -99,13 +96,10 @@ def bupose_step(model: torch.nn.Module, loss: Any, optimizer: Any, images: torch
 
 
 def median_of(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median of ``repeat`` timed calls after one warm-up."""
+    from bupose.bench.measure import median_seconds
+
+    return median_seconds(fn, repeat, 1)
 
 
 def loader_batch_seconds(batch: int, repeat: int) -> float:
@@ -184,13 +178,7 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="also bupose under bf16 autocast")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    result = run(args)
-    print(table(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+    run_and_report(ap.parse_args(), run, table)
 
 
 if __name__ == "__main__":
