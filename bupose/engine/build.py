@@ -72,12 +72,18 @@ def set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
 def build_loader(
     dataset: Dataset, cfg: ExperimentCfg, rank: int, world_size: int
 ) -> tuple[DataLoader, EpochSampler]:
-    """Training loader over ``SeededDataset``: full batches only (``drop_last``), seeded order."""
+    """Training loader over ``SeededDataset``: full batches only (``drop_last``), seeded order.
+
+    Each ``iter(loader)`` draws the workers' base seed from the loader's own generator, not from
+    the global torch RNG, so that starting an epoch (also the resumed part of one) leaves the
+    model's random numbers (dropout, drop-path) where an uninterrupted run has them.
+    """
     sampler = EpochSampler(len(dataset), rank, world_size, cfg.train.seed)  # type: ignore[arg-type]
     workers = cfg.data.workers
     loader = DataLoader(
         SeededDataset(dataset, cfg.train.seed), batch_size=cfg.train.batch_size,
         sampler=sampler, num_workers=workers, drop_last=True, pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(cfg.train.seed),
     )
     return loader, sampler
 
