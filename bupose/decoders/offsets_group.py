@@ -166,7 +166,8 @@ def delete_sort(people: np.ndarray, person_thre: float, sort_dim: int = 2) -> np
     for i, person in enumerate(people):
         mask = person[:, sort_dim] > 0
         # float32 sum / float64 count, as the reference (an all-empty person gives NaN: kept)
-        score = person[mask, sort_dim].sum() / mask.astype(float).sum()
+        with np.errstate(invalid="ignore"):
+            score = person[mask, sort_dim].sum() / mask.astype(float).sum()
         if not score < person_thre:
             kept.append(i)
             scores.append(score)

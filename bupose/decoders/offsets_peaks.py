@@ -172,7 +172,8 @@ def _windows(heatmaps: np.ndarray, cells: np.ndarray, factor: int) -> np.ndarray
     for i in range(m):
         taps = horiz[first[i]:first[i] + 4]
         win[i] = sum(taps[j] * weights[i, j] for j in range(4))
-    edge = np.nonzero((cells[:, 1] % (h - 1) == 0) | (cells[:, 2] % (w - 1) == 0))[0]
+    edge = np.nonzero((cells[:, 1] == 0) | (cells[:, 1] == h - 1)
+                      | (cells[:, 2] == 0) | (cells[:, 2] == w - 1))[0]
     if len(edge):  # ring pixels outside the map: the NMS pads with zeros there
         rel = np.arange(-1, factor + 1)
         ys = cells[edge, 1] * factor + rel[:, None]
