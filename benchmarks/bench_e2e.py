@@ -275,7 +275,8 @@ def table(result: dict[str, Any]) -> str:
     official = statistics.mean(result["seconds"]["official"])
     people = result["official_people"] / len(result["images"])
     lines = [f"End to end, W32-512, flip, scale 1, {len(result['images'])} COCO images, "
-             f"{people:.0f} people per image ({result['machine']}); mean of per-image medians",
+             f"{people:.0f} people per image ({result['machine']}, malloc "
+             f"{result.get('malloc', 'default')}); mean of per-image medians",
              "",
              "| pipeline | s / image | speed-up | official people: identical, OKS >= 0.99 | "
              "bupose fp32 people: OKS >= 0.99 |", "|---|---|---|---|---|",
@@ -306,8 +307,7 @@ def main() -> None:
     ap.add_argument("--heat-scale", type=float, default=0.025,
                     help="random net's heatmap value per standard deviation: more people when "
                          "larger (0.025: ~50 per image, 0.02: a few)")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", type=Path, default=None)
+    add_common_args(ap)
     args = ap.parse_args()
     args.variants = [v for v in args.variants.split(",") if v]
     if any(v not in VARIANTS for v in args.variants):
@@ -315,12 +315,27 @@ def main() -> None:
     run_and_report(args, run, table)
 
 
+def add_common_args(ap: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--malloc``, ``--json`` (every script that times the official code)."""
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--malloc", choices=("default", "tuned"), default="default",
+                    help="glibc malloc for this process, both sides: as the official code runs "
+                         "(default) or as `bupose` commands run (tuned: bupose.utils.allocator)")
+    ap.add_argument("--json", type=Path, default=None)
+
+
 def run_and_report(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict],
                    table: Callable[[dict], str]) -> None:
-    """``--threads``, then ``run(args)``: its table printed, its figures in ``--json``."""
+    """``--threads`` and ``--malloc``, then ``run(args)``: its table printed, its figures (and
+    the allocator state) in ``--json``."""
+    from bupose.utils.allocator import malloc_state, tune_malloc
+
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.malloc == "tuned" and not tune_malloc():
+        raise SystemExit("--malloc tuned: glibc's mallopt is not available here")
     result = run(args)
+    result["malloc"] = malloc_state()
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

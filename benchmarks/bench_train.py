@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_e2e import SAMPLES, load_official, run_and_report  # noqa: E402
+from bench_e2e import SAMPLES, add_common_args, load_official, run_and_report  # noqa: E402
 
 MAP_SIZES = (128, 256)
 
@@ -157,7 +157,7 @@ def _official_loss(checkout: Path) -> Any:
 def table(r: dict[str, Any]) -> str:
     official = r["step_seconds"]["official"]
     lines = [f"Training step, W32-512, batch {r['batch']} ({r['people']} people per image), "
-             f"{r['threads']} threads, median", "",
+             f"{r['threads']} threads, malloc {r.get('malloc', 'default')}, median", "",
              "| side | s / step | speed-up |", "|---|---|---|"]
     lines += [f"| {name} | {s:.2f} | {official / s:.2f}x |"
               for name, s in r["step_seconds"].items()]
@@ -176,8 +176,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="also bupose under bf16 autocast")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", type=Path, default=None)
+    add_common_args(ap)
     run_and_report(ap.parse_args(), run, table)
 
 

@@ -48,6 +48,7 @@ def _infer_overhead(out: Path) -> dict[str, float]:
                         str(out / "one.json")], check=True, capture_output=True)
         walls.append(time.perf_counter() - start)
     code = ("import time, statistics\nfrom bupose import Predictor\n"
+            "from bupose.utils.allocator import tune_malloc\ntune_malloc()\n"
             "from bupose.utils.io import read_image\n"
             f"p = Predictor.from_pretrained()\nim = read_image({str(image)!r})\np(im)\nts = []\n"
             "for _ in range(3):\n    t = time.perf_counter()\n    p(im)\n"
@@ -79,10 +80,16 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     r["bench_ort"] = _run([*BENCH, "--backend", "onnxruntime", *repeat, "--no-startup"],
                           out / "bench_ort.json")
     e2e = [sys.executable, str(HERE / "bench_e2e.py"), "--official", official, *repeat]
-    r["e2e_few"] = _run([*e2e, "--heat-scale", "0.02"], out / "e2e_few.json")
-    r["e2e_crowd"] = _run([*e2e, "--heat-scale", "0.025"], out / "e2e_crowd.json")
-    r["train"] = _run([sys.executable, str(HERE / "bench_train.py"), "--official", official,
-                       "--batch", "4" if args.quick else "12", *repeat], out / "train.json")
+    train = [sys.executable, str(HERE / "bench_train.py"), "--official", official,
+             "--batch", "4" if args.quick else "12", *repeat]
+    for malloc in ("default", "tuned"):  # the official code as it runs; bupose as it runs
+        tail = "" if malloc == "default" else "_tuned"
+        flag = ["--malloc", malloc]
+        r[f"e2e_few{tail}"] = _run([*e2e, *flag, "--heat-scale", "0.02"],
+                                   out / f"e2e_few{tail}.json")
+        r[f"e2e_crowd{tail}"] = _run([*e2e, *flag, "--heat-scale", "0.025"],
+                                     out / f"e2e_crowd{tail}.json")
+        r[f"train{tail}"] = _run([*train, *flag], out / f"train{tail}.json")
     r["memory"] = _run([sys.executable, str(HERE / "bench_memory.py")], out / "memory.json")
     r["infer_one"] = _infer_overhead(out)
     (out / "all.json").write_text(json.dumps(r, indent=1))
@@ -107,22 +114,28 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
-def _e2e_rows(name: str, e2e: dict[str, Any]) -> list[str]:
-    official = statistics.mean(e2e["seconds"]["official"])
-    people = e2e["official_people"] / len(e2e["images"])
+def _e2e_rows(name: str, default: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
+    """One row per bupose variant: the official loop as it runs (glibc malloc defaults) against
+    bupose as its commands run (malloc tuned), with the like-for-like ratios in the notes."""
+    official = statistics.mean(default["seconds"]["official"])
+    official_tuned = statistics.mean(tuned["seconds"]["official"])
+    people = tuned["official_people"] / len(tuned["images"])
     rows = []
-    for variant, seconds in e2e["seconds"].items():
+    for variant, seconds in tuned["seconds"].items():
         if variant == "official":
             continue
-        q = e2e["quality"][variant]
+        ours = statistics.mean(seconds)
+        q = tuned["quality"][variant]
         agree = (f"{q['identical']} identical, {sum(o >= 0.99 for o in q['oks_official'])} "
-                 f"OKS >= 0.99 of {e2e['official_people']} official people")
+                 f"OKS >= 0.99 of {tuned['official_people']} official people")
         if q["oks_fp32"]:
             agree += (f"; OKS >= 0.99 with fp32 for {sum(o >= 0.99 for o in q['oks_fp32'])}/"
                       f"{len(q['oks_fp32'])}")
+        same = (f"like for like: both malloc-tuned {_ratio(official_tuned, ours)}, both default "
+                f"{_ratio(official, statistics.mean(default['seconds'][variant]))}")
         rows.append(f"| end to end, {name} ({people:.0f} people/image), bupose {variant} | "
-                    f"official {official:.2f} s, bupose {statistics.mean(seconds):.2f} s | "
-                    f"{_ratio(official, statistics.mean(seconds))} | {agree} |")
+                    f"official {official:.2f} s, bupose {ours:.2f} s | "
+                    f"{_ratio(official, ours)} | {agree}; {same} |")
     return rows
 
 
@@ -130,7 +143,8 @@ def table(r: dict[str, Any]) -> str:
     fp32, bf16, ort = r["bench_fp32"], r["bench_bf16"], r["bench_ort"]
     fwd = fp32["stages"]["forward"]
     rows = ["| target | measured | ratio | notes |", "|---|---|---|---|"]
-    rows += _e2e_rows("few people", r["e2e_few"]) + _e2e_rows("crowd", r["e2e_crowd"])
+    rows += _e2e_rows("few people", r["e2e_few"], r["e2e_few_tuned"])
+    rows += _e2e_rows("crowd", r["e2e_crowd"], r["e2e_crowd_tuned"])
     rows.append(f"| forward fp32 vs conv peak | {fp32['forward_gflops']:.0f} GFLOP/s of "
                 f"{fp32['conv_peak_gflops']['peak']:.0f} | "
                 f"{100 * fp32['forward_fraction_of_peak']:.0f}% | W32-512 at "
@@ -153,16 +167,19 @@ def table(r: dict[str, Any]) -> str:
     rows.append(f"| one-image `bupose infer` (default model) | {one['wall_s']:.2f} s wall, "
                 f"{one['network_decode_s']:.2f} s network + decoding (warm) | "
                 f"{one['overhead_s']:.2f} s outside | target < 1.5 s; alone: {imports} |")
-    t = r["train"]
-    steps = t["step_seconds"]
-    rows.append(f"| training step W32-512, batch {t['batch']} | official "
-                f"{steps['official']:.1f} s, bupose {steps['bupose fp32']:.1f} s | "
-                f"{_ratio(steps['official'], steps['bupose fp32'])} | loader "
-                f"{t['loader_batch_seconds']:.2f} s per batch (one process) |")
+    t, tt = r["train"], r["train_tuned"]
+    official, ours = t["step_seconds"]["official"], tt["step_seconds"]["bupose fp32"]
+    rows.append(f"| training step W32-512, batch {t['batch']} | official {official:.1f} s, "
+                f"bupose {ours:.1f} s | {_ratio(official, ours)} | like for like: both "
+                f"malloc-tuned {_ratio(tt['step_seconds']['official'], ours)}, both default "
+                f"{_ratio(official, t['step_seconds']['bupose fp32'])}; loader "
+                f"{tt['loader_batch_seconds']:.2f} s per batch (one process) |")
     mem = r["memory"]
     cells = ", ".join(f"{m} {row.get('4000x3000', 0):.0f} MB" for m, row in mem.items())
     rows.append(f"| peak RSS, 4000x3000 photo | {cells} | - | limit 4 GB |")
-    return f"Measured on {r['machine']}, torch threads {fp32['threads']}.\n\n" + "\n".join(rows)
+    return (f"Measured on {r['machine']}, torch threads {fp32['threads']}. Official code: glibc "
+            "malloc defaults (as its scripts run); bupose: malloc tuned (as its commands run, "
+            "`bupose.utils.allocator`).\n\n" + "\n".join(rows))
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Each subcommand module provides ``add_parser(subparsers)``, which registers its parser and sets
 ``func`` to a ``run(args) -> int`` function. Expected mistakes (BuposeError) are printed without a
-traceback and exit with status 2.
+traceback and exit with status 2. Before a command runs, glibc malloc is told to keep freed memory
+(``bupose.utils.allocator.tune_malloc``; ``BUPOSE_MALLOC=system`` keeps the defaults).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from bupose.utils.allocator import tune_malloc
+
+    tune_malloc()  # large tensors reuse freed heap memory (see bupose.utils.allocator)
     try:
         return int(args.func(args) or 0)
     except BuposeError as e:

@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         predictor, name = _predictor(args, Path(tmp))
         report = _measure(args, predictor, name, images)
-    report.update(images=source, threads=torch.get_num_threads())
+    from bupose.utils.allocator import malloc_state
+
+    report.update(images=source, threads=torch.get_num_threads(), malloc=malloc_state())
     _print(report)
     if args.json:
         from bupose.utils.io import atomic_write_json
