@@ -6,17 +6,20 @@ back to the kernel once more than the trim threshold is free. A pose network's a
 tens to hundreds of MiB each (W32-512, batch 12, 512x512: the stride-4 branch alone is
 12 x 64 x 128 x 128 floats = 50 MiB per tensor), so every forward and backward pass faults all of
 its memory back in, page by page, and the kernel zeroes each page. On the 2-core EPYC VM of the
-README (where page faults are expensive), a W32-512 training step at batch 4 took 15-21 s with
-the defaults and 10-12 s with freed memory kept; inference of one image 5-12% less (minor page
-faults per run 1.1-1.25 million -> 0.23 million).
+README (where page faults are expensive), a W32-512 training step took 14.6-19.3 s at batch 4
+with the defaults and 9.8-14.2 s with freed memory kept (interleaved runs), 47.1 s and 27.7 s at
+batch 12 (the README's table); inference of one image 5-12% less (minor page faults per run
+1.1-1.25 million -> 0.23 million).
 
 ``tune_malloc()`` sets ``M_MMAP_MAX = 0`` (large blocks come from the heap and are reused) and
 ``M_TRIM_THRESHOLD = -1`` (the heap is never trimmed), the settings documented in ``mallopt(3)``
 and the ones PyTorch's CPU performance guides reach with jemalloc or tcmalloc. The price: a
-process keeps its peak heap until it exits (peak RSS itself is unchanged, see the README's
-memory rows). ``bupose``'s command line calls it for every command; Python users may call it
-once at start-up. It does nothing (and returns False) off glibc, when the user has set a
-``MALLOC_*`` variable or preloads another allocator, or with ``BUPOSE_MALLOC=system``.
+process keeps its heap until it exits, and peak RSS grows by 5-18% (an aligned request needs a
+little more than a freed block of its own size, so the heap grows by a few blocks before freed
+neighbours coalesce; the README's memory rows). ``bupose``'s command line calls it before every
+command; Python users may call it once at start-up. It does nothing (and returns False) off
+glibc, when the user has set a ``MALLOC_*`` variable or preloads another allocator, or with
+``BUPOSE_MALLOC=system``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 
 import pytest
 
@@ -30,6 +32,10 @@ def test_bench_default_model_json(tmp_path, capsys) -> None:
     assert all(v > 0 for v in folder.values())
     assert r["startup_s"]["help"] > 0 and r["startup_s"]["models"] > 0
     assert r["peak_rss_mb"] > 0 and len(r["per_image"]) == 4
+    from bupose.utils.allocator import _user_chose_allocator, malloc_state
+
+    expected = sys.platform == "linux" and not _user_chose_allocator(os.environ)
+    assert r["malloc"] == malloc_state() == ("tuned" if expected else "default")
 
 
 @pytest.mark.parametrize("argv, message", [
