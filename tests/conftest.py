@@ -34,3 +34,15 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch runs single-threaded for the test (bitwise-comparable float sums), then gets its
+    thread count back: a later test's near-tie decisions must not depend on which ran before."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,8 +2,9 @@
 
 For each image, medians over repeated runs after warm-up of:
   preprocess  resize-align + normalise, every test scale;
-  forward     the network calls (1 + flip per scale), alone;
-  aggregate   the rest of ``Predictor.maps``: flip fusion, stage averaging, projection;
+  forward     the network calls (1 + flip per scale), alone (``tta.forward_passes``);
+  aggregate   the rest of ``Predictor.maps``, timed on those outputs: flipping the mirror pass
+              back, stage averaging, flip fusion, projection, multi-scale averaging;
   decode      ``Predictor.decode``, and for the "ae" decoder its stages: ``peaks`` (checks,
               tiles, top-k NMS), ``match`` (tag matching), ``finish`` (adjust, refine,
               back-projection is in ``decode`` only);
@@ -21,28 +22,34 @@ import numpy as np
 import torch
 
 from bupose.bench.measure import median_seconds
+from bupose.inference import tta
 
 
 def time_image(predictor: Any, image: np.ndarray, repeat: int, warmup: int) -> dict[str, Any]:
     """Stage times (s) of one (H, W, 3) uint8 RGB image; see the module docstring."""
     scales = sorted(predictor.scales, reverse=True)
     inputs = [predictor.prepare(image, s)[0] for s in scales]
-    passes = 2 if predictor.flip else 1
 
-    def forward() -> None:
+    def forward() -> list[list[list[torch.Tensor]]]:
         with torch.inference_mode():
-            for x in inputs:
-                for p in range(passes):
-                    predictor.model(torch.flip(x, [3]) if p else x)
+            return [tta.forward_passes(predictor.model, x, predictor.flip) for x in inputs]
 
     def preprocess() -> None:
         for s in scales:
             predictor.prepare(image, s)
 
+    outputs, base_size = forward(), predictor.base_size(image)
+
+    def aggregate() -> None:
+        with torch.inference_mode():
+            acc = tta.ScaleAccumulator()
+            for s, raw in zip(scales, outputs):
+                predictor.accumulate(acc, s, tta.flip_back(raw), base_size)
+            tta.finish_scales(acc)
+
     t: dict[str, Any] = {"preprocess": median_seconds(preprocess, repeat, warmup),
-         "forward": median_seconds(forward, repeat, warmup)}
-    maps_time = median_seconds(lambda: predictor.maps(image), repeat, warmup)
-    t["aggregate"] = max(maps_time - t["forward"] - t["preprocess"], 0.0)
+                         "forward": median_seconds(forward, repeat, warmup),
+                         "aggregate": median_seconds(aggregate, repeat, warmup)}
     maps = predictor.maps(image)
     t["decode"] = median_seconds(lambda: predictor.decode(maps), repeat, warmup)
     if predictor.decoder == "ae":

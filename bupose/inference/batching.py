@@ -85,7 +85,6 @@ def batch_maps(predictor: Predictor, images: Sequence[np.ndarray]) -> list[Decod
     if len(images) == 1:
         return [predictor.maps(images[0])]
     base_size = predictor.base_size(images[0])
-    size = base_size if predictor.project2image else None
     acc = tta.ScaleAccumulator()
     centers: list[Any] = []
     scales: list[Any] = []
@@ -94,9 +93,7 @@ def batch_maps(predictor: Predictor, images: Sequence[np.ndarray]) -> list[Decod
         tensor = torch.cat([p[0] for p in prepared])
         centers, scales = [p[1] for p in prepared], [p[2] for p in prepared]
         passes = tta.run_passes(predictor.model, tensor, predictor.flip)
-        maps = tta.aggregate_passes(passes, predictor.layouts, predictor.spec.flip_index, size,
-                                    predictor.use_heatmaps, predictor.use_tags)
-        tta.accumulate_scale(acc, s, maps, len(predictor.scales) == 1, predictor.project2image)
+        predictor.accumulate(acc, s, passes, base_size)
     heatmaps, tags = tta.finish_scales(acc)
     return [DecoderInputs(heatmaps[i].float(), None if tags is None else tags[i].float(),
                           centers[i], scales[i], base_size) for i in range(len(images))]

@@ -227,7 +227,6 @@ class Predictor:
         """
         _check_image(image)
         base_size = self.base_size(image)
-        size = base_size if self.project2image else None
         acc = tta.ScaleAccumulator()
         center = scale = None
         for s in sorted(self.scales, reverse=True):
@@ -235,15 +234,22 @@ class Predictor:
             passes = tta.run_passes(self.model, tensor, self.flip)
             if trace is not None:
                 trace[f"input/{s:g}"], trace[f"outputs/{s:g}"] = tensor, passes
-            maps = tta.aggregate_passes(
-                passes, self.layouts, self.spec.flip_index, size, self.use_heatmaps, self.use_tags
-            )
-            tta.accumulate_scale(acc, s, maps, len(self.scales) == 1, self.project2image)
+            self.accumulate(acc, s, passes, base_size)
         heatmaps, tags = tta.finish_scales(acc)
         return DecoderInputs(
             heatmaps[0].float(), None if tags is None else tags[0].float(), center, scale,
             base_size,
         )
+
+    def accumulate(self, acc: tta.ScaleAccumulator, scale_factor: float,
+                   passes: list[list[Tensor]], base_size: tuple[int, int]) -> None:
+        """Add one test scale's ``tta.run_passes`` output to ``acc``: stage averaging, flip
+        fusion, projection to ``base_size`` (W, H) with project2image (in place)."""
+        size = base_size if self.project2image else None
+        maps = tta.aggregate_passes(
+            passes, self.layouts, self.spec.flip_index, size, self.use_heatmaps, self.use_tags
+        )
+        tta.accumulate_scale(acc, scale_factor, maps, len(self.scales) == 1, self.project2image)
 
     def decode(self, inputs: DecoderInputs) -> Poses:
         """Group decoder inputs into people, in image pixels when center/scale are set."""

@@ -50,7 +50,8 @@ def resize(maps: Tensor, size_wh: tuple[int, int]) -> Tensor:
 def run_passes(
     model: Callable[[Tensor], Sequence[Tensor]], image: Tensor, flip: bool
 ) -> list[list[Tensor]]:
-    """Forward the image (and its mirror image) and bring each pass's outputs to one resolution.
+    """Forward the image (and its mirror image) and bring each pass's outputs to one resolution:
+    ``flip_back(forward_passes(model, image, flip))``.
 
     Args:
         model: returns a tuple of (B, C_i, h_i, w_i) maps, lowest resolution first.
@@ -62,11 +63,25 @@ def run_passes(
         every stage but the last resized to the last stage's size, then flipped back horizontally
         (channels not yet permuted). This is the reference ``outputs`` list, split per pass.
     """
+    return flip_back(forward_passes(model, image, flip))
+
+
+def forward_passes(
+    model: Callable[[Tensor], Sequence[Tensor]], image: Tensor, flip: bool
+) -> list[list[Tensor]]:
+    """The network alone: [outputs of image] (+ [outputs of its mirror image] with ``flip``)."""
     passes = [list(model(image))]
     if flip:
-        flipped = list(model(torch.flip(image, [3])))
-        passes.append([torch.flip(o, [3]) for o in to_last_stage_size(flipped)])
+        passes.append(list(model(torch.flip(image, [3]))))
     return passes
+
+
+def flip_back(passes: list[list[Tensor]]) -> list[list[Tensor]]:
+    """``forward_passes`` output with the mirror pass (if any) resized to its last stage's size
+    and flipped back horizontally (see ``run_passes``)."""
+    if len(passes) == 1:
+        return passes
+    return [passes[0], [torch.flip(o, [3]) for o in to_last_stage_size(passes[1])]]
 
 
 def to_last_stage_size(outputs: Sequence[Tensor]) -> list[Tensor]:

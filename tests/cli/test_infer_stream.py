@@ -28,11 +28,15 @@ def _model_args() -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The plain `bupose infer` results on the four sample images (official YAML settings)."""
+    """The plain `bupose infer` results on the four sample images (official YAML settings); the
+    module's tests run single-threaded, as the reference, and later modules get the thread count
+    back."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("ref") / "ref.json"
     assert main(["infer", str(require(SAMPLES)), *_model_args(), "--json", str(out)]) == 0
-    return json.loads(out.read_text())
+    yield json.loads(out.read_text())
+    torch.set_num_threads(threads)
 
 
 def assert_same_poses(ours: list[dict], ref: list[dict]) -> None:

@@ -27,10 +27,9 @@ def test_group_batches_keeps_order_and_size():
         list(group_batches([1], lambda i: i, 0))
 
 
-def test_batched_maps_equal_one_at_a_time(rng):
+def test_batched_maps_equal_one_at_a_time(rng, one_torch_thread):
     from bupose.models import load_checkpoint
 
-    torch.set_num_threads(1)
     model = load_checkpoint(require(TINY / "tiny_model.pth"), require(TINY / "tiny_config.yaml"))
     predictor = Predictor(model, input_size=128, scales=(1.0, 0.5))
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
