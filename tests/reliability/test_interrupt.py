@@ -14,6 +14,12 @@ import cv2
 import numpy as np
 
 
+def _default_sigint() -> None:
+    """The child's SIGINT as in a terminal: a shell's background job (`make test &`) starts with
+    SIGINT ignored, which Python keeps, and Ctrl-C would never reach `bupose`."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_during_infer_leaves_no_partial_file(tmp_path: Path) -> None:
     folder = tmp_path / "images"
     folder.mkdir()
@@ -27,7 +33,8 @@ def test_sigint_during_infer_leaves_no_partial_file(tmp_path: Path) -> None:
     with open(err_path, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "bupose", "infer", str(folder),
                                  "--model", "higherhrnet_tiny", "--input-size", "256",
-                                 "--no-flip", "--json", str(out)], stderr=err, env=env)
+                                 "--no-flip", "--json", str(out)], stderr=err, env=env,
+                                preexec_fn=_default_sigint)
         deadline = time.time() + 90
         while time.time() < deadline and "img/s" not in err_path.read_text():
             time.sleep(0.2)  # wait until images are being processed
