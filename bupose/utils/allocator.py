@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Mapping
 
 M_TRIM_THRESHOLD = -1  # mallopt(3) parameter numbers (malloc.h)
 M_MMAP_MAX = -4
@@ -56,7 +57,7 @@ def malloc_state() -> str:
     return "tuned" if _STATE["tuned"] else "default"
 
 
-def _user_chose_allocator(environ: os._Environ[str] | dict[str, str]) -> bool:
+def _user_chose_allocator(environ: Mapping[str, str]) -> bool:
     """The user's own choice wins: MALLOC_* variables, a preloaded allocator, or
     BUPOSE_MALLOC=system."""
     if environ.get("BUPOSE_MALLOC", "").lower() == "system":
