@@ -217,19 +217,9 @@ def run(args: argparse.Namespace) -> int:
     ids = image_ids(images, gt, args.annotations)
     if args.save_maps or args.draw or args.show_maps:
         _check_unique_stems(images)
-    model = infer_model(args)  # --onnx FILE, else the model arguments
-    from bupose.models import model_family
-
-    if model_family(model) == "topdown":
-        from bupose.cli.infer_topdown import run_topdown
-
-        return run_topdown(args, model)
-    if model_family(model) == "offsets":
-        from bupose.cli.infer_offsets import run_offsets
-
-        return run_offsets(args, model)
-    model.to(args.device).eval()
-    predictor = build_predictor(args, model)
+    predictor = _image_predictor(args)
+    if isinstance(predictor, int):  # a top-down or SimplePose run, done
+        return predictor
     entries: list[dict[str, Any]] = []
     skipped: list[str] = []
     num_people = 0
@@ -248,6 +238,31 @@ def run(args: argparse.Namespace) -> int:
     if gt is not None:
         _print_scores(entries, gt, ids, predictor.spec)
     return 0
+
+
+def _image_predictor(args: argparse.Namespace) -> Any:
+    """The AE predictor of an image run: torch-free onnxruntime when it applies
+    (``infer_onnx.fast_predictor``), else ``build_predictor`` on the model. A top-down or
+    SimplePose model runs its own loop here and its exit status is returned instead."""
+    from bupose.cli.infer_onnx import fast_predictor
+    from bupose.cli.infer_stream import infer_model
+
+    predictor = fast_predictor(args)
+    if predictor is not None:
+        return predictor
+    model = infer_model(args)  # --onnx FILE, else the model arguments
+    from bupose.models import model_family
+
+    if model_family(model) == "topdown":
+        from bupose.cli.infer_topdown import run_topdown
+
+        return run_topdown(args, model)
+    if model_family(model) == "offsets":
+        from bupose.cli.infer_offsets import run_offsets
+
+        return run_offsets(args, model)
+    model.to(args.device).eval()
+    return build_predictor(args, model)
 
 
 def _finish_image(args: argparse.Namespace, predictor: Any, ids: dict[Path, int], path: Path,

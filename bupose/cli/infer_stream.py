@@ -28,11 +28,15 @@ from bupose.errors import BuposeError, ConfigError
 
 
 def add_stream_args(p: argparse.ArgumentParser) -> None:
-    """--onnx, --batch, --track, --track-oks, --track-timeout, --max-frames."""
+    """--onnx, --backend, --batch, --track, --track-oks, --track-timeout, --max-frames."""
     g = p.add_argument_group("video, batches, exported networks")
     g.add_argument("--onnx", type=Path, default=None, metavar="FILE",
                    help="run a network exported by `bupose export` (ONNX with onnxruntime, or "
                         "TorchScript) instead of --checkpoint; same test pipeline and decoders")
+    g.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="run the network in PyTorch (default) or in onnxruntime from an ONNX "
+                        "export of the checkpoint, made once and cached; images with an AE "
+                        "model then run without importing torch (fp32, CPU)")
     g.add_argument("--batch", type=int, default=1, metavar="N",
                    help="images (or video frames) per network call; images are grouped by "
                         "network input size, results equal one at a time (default 1)")
@@ -47,21 +51,22 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
 
 
 def infer_model(args: argparse.Namespace, use_default: bool = True) -> Any:
-    """The network of ``bupose infer``: ``--onnx FILE`` (``load_exported``), else the model the
-    model arguments name (with ``use_default``, the shipped default model when none)."""
+    """The network of ``bupose infer``: ``--onnx FILE`` or, with ``--backend onnxruntime``, the
+    cached export of the checkpoint (``load_exported``); else the model the model arguments name
+    (with ``use_default``, the shipped default model when none)."""
     from bupose.cli.common import model_from_args
+    from bupose.cli.infer_onnx import onnx_file, uses_onnxruntime
     from bupose.utils.threads import quiet_numba_threads
 
     quiet_numba_threads()
-    if getattr(args, "onnx", None) is None:
+    if getattr(args, "onnx", None) is None and not uses_onnxruntime(args):
         return model_from_args(args, use_default=use_default)
-    if args.checkpoint is not None or args.model is not None:
-        raise ConfigError("--onnx FILE replaces --checkpoint / --model: give only one")
     from bupose.inference.onnx_backend import load_exported
 
-    model = load_exported(args.onnx)
+    path = onnx_file(args, use_default)
+    model = load_exported(path)
     if model.meta is None:
-        raise ConfigError(f"{args.onnx}: exported without model metadata (spec, settings)")
+        raise ConfigError(f"{path}: exported without model metadata (spec, settings)")
     return model
 
 

@@ -21,15 +21,20 @@ Both return ``Peaks``: per channel the top-k (scores, flat indices, ys, xs) in t
 frame, best first; slots without a candidate above the threshold have score 0 and index -1 in
 ``peaks_windowed`` (the reference keeps low non-peak values there, which nothing downstream
 uses: they are moved off the image).
+
+torch is imported inside ``upsample_bicubic`` / ``peaks_full`` only (the reference computation
+is torch's), so that importing ``bupose.decoders`` does not import it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 CUBIC_A = -0.75  # torch's bicubic coefficient
 TIE_MARGIN = 4e-6  # relative: far above the float32 difference of two summation orders
@@ -54,6 +59,9 @@ class Peaks:
 
 def upsample_bicubic(heatmaps: np.ndarray, factor: int) -> torch.Tensor:
     """(C, h, w) -> (1, C, s*h, s*w) float32 torch tensor, exactly as the reference upsamples."""
+    import torch
+    import torch.nn.functional as F
+
     maps = torch.from_numpy(np.ascontiguousarray(heatmaps, dtype=np.float32))[None]
     return F.interpolate(maps, scale_factor=factor, mode="bicubic", align_corners=False)
 
@@ -64,12 +72,15 @@ def peaks_full(heatmaps: np.ndarray, factor: int, topk: int) -> Peaks:
     Reference quirk 1: the row is the integer division of the flat index (``topk_idxs / w``
     truncated on the torch 1.3.1 the reference pins; true division on modern torch).
     """
+    import torch
+    import torch.nn.functional as F
+
     hr = upsample_bicubic(heatmaps, factor)
     width = hr.shape[-1]
     hmax = F.max_pool2d(F.pad(hr, (1, 1, 1, 1)), (3, 3), stride=1)
     peaks = hr * (hmax == hr).float()
-    scores, inds = torch.topk(peaks.view(1, hr.shape[1], -1), topk)
-    inds = inds[0].numpy()
+    scores, inds_t = torch.topk(peaks.view(1, hr.shape[1], -1), topk)
+    inds = inds_t[0].numpy()
     return Peaks(scores[0].numpy(), inds, inds // width, inds % width)
 
 

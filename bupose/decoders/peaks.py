@@ -9,6 +9,12 @@ type have bit-identical values within the top k, the order ``torch.topk`` gives 
 the whole map, so for that joint type ``find_peaks`` falls back to the full official
 computation (``top_k_dense``) to reproduce it.
 
+torch is never imported here: the decoders must run without it (a torch-free onnxruntime path).
+When torch is loaded (``"torch" in sys.modules``, as on every path that runs a torch model),
+``top_k_dense`` uses ``torch.topk`` exactly as the official code; otherwise ``top_k_rows_numpy``,
+whose order of bit-identical values (ascending flat index) may differ from torch's. Without
+such ties both give the same peaks.
+
 Row index y of a peak is the exact integer division of its flat index by the map width (the
 official HigherHRNet code computes it as float32 ``ind / w`` then truncates, which is identical
 for maps under 2**24 pixels and wrong above).
@@ -16,13 +22,14 @@ for maps under 2**24 pixels and wrong above).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
-import torch
 
+from bupose.decoders.pooling import torch_loaded
 from bupose.decoders.tiles import MapTiles
 from bupose.errors import DataError
 
@@ -32,7 +39,8 @@ class Peaks:
     """Top-k NMS peaks of one image, per joint type.
 
     Attributes:
-        vals: (K, M) float32 heatmap values, descending per joint (torch.topk order).
+        vals: (K, M) float32 heatmap values, descending per joint (torch.topk order; without
+            torch, bit-identical values by ascending flat index: ``top_k_dense``).
         locs: (K, M, 2) int64 (x, y) map pixels.
         tags: (K, M, L) float32 tag vectors at those pixels.
         Entries at or below the detection threshold never matter; ``find_peaks`` leaves them 0.
@@ -66,7 +74,9 @@ class Peaks:
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
+    """x (numpy, torch tensor or nested sequence) as a C-contiguous float32 array; a torch
+    tensor is recognised without importing torch (it can only exist if torch is loaded)."""
+    if torch_loaded() and isinstance(x, sys.modules["torch"].Tensor):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
@@ -129,8 +139,50 @@ def nms(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
     return heatmaps * (pooled == heatmaps)
 
 
+def top_k_rows_numpy(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest values of each row of x (R, n), descending; bit-identical values in
+    ascending index order (a stable sort). ``torch.topk`` gives the same values, and the same
+    indices unless a row has bit-identical values (its order of those depends on the row).
+
+    Per row: the k-th largest value v by ``np.partition`` (O(n)), a stable sort of the values
+    above v, then the first pixels equal to v (on a suppressed map v is often 0 on most pixels).
+
+    Args:
+        x: (R, n) float32 without NaN; k: 1 <= k <= n.
+
+    Returns:
+        vals (R, k) of x's dtype, indices (R, k) int64.
+    """
+    ind = np.empty((len(x), k), np.int64)
+    for r, row in enumerate(x):
+        kth = -np.partition(-row, k - 1)[k - 1]  # (faster than row's (n - k)-th on plateaus)
+        above = np.flatnonzero(row > kth)
+        at = np.flatnonzero(row == kth)[: k - len(above)]
+        if len(above) + len(at) < k:  # a NaN at the cut (not a valid input): no crash
+            ind[r] = np.argsort(-row, kind="stable")[:k]
+            continue
+        ind[r, : len(above)] = above[np.argsort(-row[above], kind="stable")]
+        ind[r, len(above) :] = at
+    return np.take_along_axis(x, ind, axis=1), ind
+
+
+def top_k_rows(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``torch.topk(x, k, dim=1)`` when torch is loaded (the official order), else
+    ``top_k_rows_numpy`` (ties by ascending index). x: (R, n); returns (R, k) vals, indices."""
+    if not torch_loaded():
+        return top_k_rows_numpy(x, k)
+    import torch
+
+    vals, ind = torch.from_numpy(x).topk(k, dim=1)
+    return vals.numpy(), ind.numpy()
+
+
 def top_k_dense(heatmaps: np.ndarray, tags: np.ndarray, k: int, kernel: int) -> Peaks:
     """The official full-map computation: NMS, then the ``k`` largest values per joint.
+
+    With torch loaded this is ``torch.topk`` as in the official code; without it, numpy, whose
+    order of bit-identical values (ascending flat index) may differ from torch's
+    (``top_k_rows``).
 
     Args:
         heatmaps: (K, h, w) float32 (checked by ``as_maps``).
@@ -140,12 +192,11 @@ def top_k_dense(heatmaps: np.ndarray, tags: np.ndarray, k: int, kernel: int) -> 
     """
     num_joints, h, w = heatmaps.shape
     suppressed = nms(heatmaps, kernel).reshape(num_joints, h * w)
-    vals, ind = torch.from_numpy(suppressed).topk(min(k, h * w), dim=1)
-    ind_np = ind.numpy()
-    locs = np.stack([ind_np % w, ind_np // w], axis=2).astype(np.int64)
+    vals, ind = top_k_rows(suppressed, min(k, h * w))
+    locs = np.stack([ind % w, ind // w], axis=2).astype(np.int64)
     flat_tags = tags.reshape(num_joints, h * w, tags.shape[3])
-    peak_tags = np.take_along_axis(flat_tags, ind_np[:, :, None], axis=1)
-    return Peaks(vals.numpy(), locs, np.ascontiguousarray(peak_tags))
+    peak_tags = np.take_along_axis(flat_tags, ind[:, :, None], axis=1)
+    return Peaks(vals, locs, np.ascontiguousarray(peak_tags))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -220,6 +271,7 @@ def find_peaks(
     peak_tags[joint, rank] = tags.reshape(num_joints, h * w, -1)[joint, flat]
     for j in tied_joints:
         # torch.topk orders equal values by the whole row: use the official computation
+        # (without torch: numpy, ties by ascending flat index; see top_k_dense)
         dense = top_k_dense(heatmaps[j : j + 1], tags[j : j + 1], k, kernel)
         vals[j], locs[j], peak_tags[j] = dense.vals[0], dense.locs[0], dense.tags[0]
     _check_tags(peak_tags[vals > threshold])

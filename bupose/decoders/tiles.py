@@ -2,16 +2,16 @@
 
 Tiles are S x S pixels (S = 8) in raster order; tile t of joint k has the global id
 ``k * T + t`` (T tiles per joint). The maxima come from one pooled pass over the heatmaps,
-edge-padded to multiples of S (repeated pixels change no maximum). ``cache`` holds per-image
+edge-padded to multiples of S (repeated pixels change no maximum), in torch when it is loaded
+and in numpy otherwise (``pooling.pool_grid``: the same values). ``cache`` holds per-image
 structures of the users (the refine search's tag boxes).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from bupose.decoders.pooling import one_thread, pad_edge, pool_cols, pool_rows
+from bupose.decoders.pooling import pad_edge, pool_grid
 from bupose.errors import DataError
 
 TILE = 8
@@ -37,9 +37,7 @@ class MapTiles:
         self.grid = (-(-self.h // size), -(-self.w // size))
         th, tw = self.grid
         heat_p = pad_edge(heatmaps, th * size, tw * size)
-        with one_thread():
-            bands = pool_rows(torch.from_numpy(np.ascontiguousarray(heat_p)), th, largest=True)
-            pooled = pool_cols(bands, tw, 1, largest=True).numpy()
+        pooled = pool_grid(heat_p, th, tw, 1, largest=True)
         self.max = np.ascontiguousarray(pooled[..., 0]).reshape(k, th * tw)
         if np.isnan(self.max).any() or np.isposinf(self.max).any():
             raise DataError("heatmaps contain NaN/inf values; cannot decode")

@@ -99,27 +99,15 @@ def load_exported(path: str | Path, threads: int | None = None) -> ExportedModel
 
 
 def _load_onnx(path: Path, threads: int | None) -> ExportedModel:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError("running ONNX files needs onnxruntime: pip install 'bupose[export]'"
-                          ) from None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise CheckpointError(f"{path}: not a readable ONNX model ({e})") from None
-    text = session.get_modelmeta().custom_metadata_map.get("bupose")
-    if text is None:
-        raise CheckpointError(f"{path}: no bupose metadata (not written by `bupose export`)")
+    from bupose.inference.onnx_predictor import open_session
+
+    session, header = open_session(path, int(threads or torch.get_num_threads()))
     name = session.get_inputs()[0].name
 
     def run(images: np.ndarray) -> list[np.ndarray]:
         return list(session.run(None, {name: images}))
 
-    return ExportedModel(run, json.loads(text), path, "onnx")
+    return ExportedModel(run, header, path, "onnx")
 
 
 def _load_torchscript(path: Path) -> ExportedModel:

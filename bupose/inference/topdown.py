@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from bupose.decoders.cal import CalDecoded, CalParams, decode_cal
+from bupose.inference.decoding import check_image
 from bupose.inference.poses import Poses
 from bupose.structures.spec import KeypointSpec
 
@@ -204,7 +205,7 @@ class TopDownPredictor:
         box_score: np.ndarray | None = None, image_id: int = 0,
     ) -> TopDownMaps:
         """The model's maps for boxes given as center (N, 2) / scale (N, 2)."""
-        _check_image(image)
+        check_image(image)
         center = np.asarray(center, np.float32).reshape(-1, 2)
         scale = np.asarray(scale, np.float32).reshape(-1, 2)
         outs = self.forward(self.crops(image, center, scale))
@@ -238,7 +239,7 @@ class TopDownPredictor:
         pending: list[tuple[Any, torch.Tensor, np.ndarray, np.ndarray, Any, int]] = []
         waiting = 0
         for key, image, center, scale, scores, image_id in items:
-            _check_image(image)
+            check_image(image)
             center = np.asarray(center, np.float32).reshape(-1, 2)
             scale = np.asarray(scale, np.float32).reshape(-1, 2)
             pending.append((key, self.crops(image, center, scale), center, scale, scores,
@@ -264,7 +265,7 @@ class TopDownPredictor:
         image_id: int = 0, clean: bool = False,
     ) -> TopDownMaps:
         """The model's maps for (N, 4) xywh boxes (``clean``: ground-truth boxes)."""
-        _check_image(image)
+        check_image(image)
         size = (image.shape[1], image.shape[0])
         center, scale = self.boxes_to_center_scale(boxes, size, clean)
         return self.maps_for(image, center, scale, box_scores, image_id)
@@ -376,10 +377,3 @@ def poses_of(decoded: CalDecoded) -> Poses:
 def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
 
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", type(image).__name__)
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {image.dtype}")

@@ -9,29 +9,11 @@ Tag channels are joint-major: channel k * tag_dim + d is dimension d of joint k'
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from torch import Tensor
 
+from bupose.structures.outputs import StageOutput
 
-class StageOutput(NamedTuple):
-    """Layout of one output tensor of a model.
-
-    Attributes:
-        stride: input pixels per map pixel (4 for the stride-4 head, 2 for the HigherHRNet deconv).
-        num_heatmaps: K heatmap channels first.
-        tag_channels: K * tag_dim associative-embedding channels after the heatmaps (0 if none).
-        offset_channels: 2 * number of offset fields after the tags (0 if none; SimplePose, CAL).
-    """
-
-    stride: int
-    num_heatmaps: int
-    tag_channels: int = 0
-    offset_channels: int = 0
-
-    @property
-    def channels(self) -> int:
-        return self.num_heatmaps + self.tag_channels + self.offset_channels
+__all__ = ["StageOutput", "split_stage"]
 
 
 def split_stage(output: Tensor, layout: StageOutput) -> tuple[Tensor, Tensor | None, Tensor | None]:
