@@ -5,7 +5,8 @@ Runs, one after the other (each in its own process, JSON kept in ``--out``):
   onnxruntime (forward time, share of the measured convolution peak, folder throughput,
   start-up); ``bench_e2e.py`` (the official ``valid.py`` loop beside bupose) with a few people per
   image and with a crowd; ``bench_train.py`` (training step); ``bench_memory.py`` (peak RSS); and
-  a one-image ``bupose infer`` with the default model, whose wall time minus the in-process
+  a one-image ``bupose infer`` with the default model on each backend (torch, and onnxruntime
+  from the cached export, which imports no torch), whose wall time minus the in-process
   network + decoding time is the command's own overhead.
 
     python benchmarks/perf_table.py --official /tmp/hhr [--out runs/perf] [--quick]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -37,36 +39,62 @@ def _run(argv: list[str], out: Path) -> dict[str, Any]:
     return json.loads(out.read_text())
 
 
-def _infer_overhead(out: Path) -> dict[str, float]:
-    """Wall time of ``bupose infer`` on one image with the default model, and that image's
-    in-process end-to-end time (median of 3 after a warm-up)."""
+def _infer_overhead(out: Path) -> dict[str, Any]:
+    """Per backend (torch, onnxruntime): the wall time of ``bupose infer`` on one image with the
+    default model (median of 3, after a first run that fills the ONNX export cache), and that
+    image's in-process network + decoding time (median of 3 after a warm-up)."""
     image = sorted(SAMPLES.glob("*.jpg"))[0]
-    walls = []
-    for _ in range(3):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bupose", "infer", str(image), "--json",
-                        str(out / "one.json")], check=True, capture_output=True)
-        walls.append(time.perf_counter() - start)
-    code = ("import time, statistics\nfrom bupose import Predictor\n"
-            "from bupose.utils.allocator import tune_malloc\ntune_malloc()\n"
-            "from bupose.utils.io import read_image\n"
-            f"p = Predictor.from_pretrained()\nim = read_image({str(image)!r})\np(im)\nts = []\n"
-            "for _ in range(3):\n    t = time.perf_counter()\n    p(im)\n"
-            "    ts.append(time.perf_counter() - t)\nprint(statistics.median(ts))")
-    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                          text=True)
-    inside = float(done.stdout.split()[-1])
-    wall = statistics.median(walls)
-    imports = {}
-    for module in ("torch", "scipy.optimize", "numba"):
-        times = []
+    env = {**os.environ, "BUPOSE_CACHE": str(out / "cache")}
+    result: dict[str, Any] = {}
+    for backend in ("torch", "onnxruntime"):
+        argv = [sys.executable, "-m", "bupose", "infer", str(image), "--backend", backend,
+                "--json", str(out / f"one_{backend}.json")]
+        subprocess.run(argv, check=True, capture_output=True, env=env)  # fills the cache
+        walls = []
         for _ in range(3):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
-            times.append(time.perf_counter() - start)
-        imports[module] = statistics.median(times)
-    return {"wall_s": wall, "network_decode_s": inside, "overhead_s": wall - inside,
-            "import_s": imports}
+            subprocess.run(argv, check=True, capture_output=True, env=env)
+            walls.append(time.perf_counter() - start)
+        make = ("from bupose.inference.onnx_predictor import OnnxPredictor\n"
+                "p = OnnxPredictor.from_file(next(Path(sys.argv[2]).glob('onnx/*.onnx')))"
+                if backend == "onnxruntime" else
+                "from bupose import Predictor\np = Predictor.from_pretrained()")
+        done = subprocess.run([sys.executable, "-c", _INSIDE.format(make=make), str(image),
+                               str(out / "cache")], check=True, capture_output=True, text=True)
+        inside = float(done.stdout.split()[-1])
+        wall = statistics.median(walls)
+        result[backend] = {"wall_s": wall, "network_decode_s": inside,
+                           "overhead_s": wall - inside}
+    result["import_s"] = {m: _import_seconds(m) for m in
+                          ("torch", "onnxruntime", "scipy.optimize", "numba")}
+    return result
+
+
+_INSIDE = """import statistics, sys, time
+from pathlib import Path
+from bupose.utils.allocator import tune_malloc
+tune_malloc()
+from bupose.utils.io import read_image
+{make}
+im = read_image(sys.argv[1])
+p(im)
+ts = []
+for _ in range(3):
+    t = time.perf_counter()
+    p(im)
+    ts.append(time.perf_counter() - t)
+print(statistics.median(ts))
+"""
+
+
+def _import_seconds(module: str) -> float:
+    """Median wall time of ``python -c 'import MODULE'`` (3 runs)."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,9 +192,11 @@ def table(r: dict[str, Any]) -> str:
     rows.append(f"| start-up | `--help` {up['help']:.2f} s, `models` {up['models']:.2f} s | - | "
                 f"targets 0.5 s, 1 s |")
     imports = ", ".join(f"`import {m}` {v:.2f} s" for m, v in one["import_s"].items())
-    rows.append(f"| one-image `bupose infer` (default model) | {one['wall_s']:.2f} s wall, "
-                f"{one['network_decode_s']:.2f} s network + decoding (warm) | "
-                f"{one['overhead_s']:.2f} s outside | target < 1.5 s; alone: {imports} |")
+    for backend, b in ((k, one[k]) for k in ("torch", "onnxruntime")):
+        rows.append(f"| one-image `bupose infer --backend {backend}` (default model) | "
+                    f"{b['wall_s']:.2f} s wall, {b['network_decode_s']:.2f} s network + "
+                    f"decoding (warm) | {b['overhead_s']:.2f} s outside | target < 1.5 s; "
+                    f"alone: {imports} |")
     t, tt = r["train"], r["train_tuned"]
     official, ours = t["step_seconds"]["official"], tt["step_seconds"]["bupose fp32"]
     rows.append(f"| training step W32-512, batch {t['batch']} | official {official:.1f} s, "
