@@ -1,14 +1,14 @@
 """The AE test pipeline on an exported network without PyTorch: onnxruntime + numpy + OpenCV.
 
 ``OnnxPredictor`` is ``Predictor`` with the network an ONNX file written by ``bupose export`` and
-the test-time aggregation in numpy (``bupose.inference.tta_numpy``, the same float operations as
-``bupose.inference.tta``); the decoders are shared. Importing this module and running it never
+the test-time aggregation on numpy arrays (``bupose.inference.tta`` takes either kind, with the
+same float operations); the decoders are shared. Importing this module and running it never
 imports torch, whose import alone costs ~1.6 s, so a one-image ``bupose infer --backend
 onnxruntime`` starts in well under half the time of the PyTorch path.
 
     image (H,W,3) uint8 RGB
       -> for s in scales, largest first: resize_align (s) -> normalize -> session.run (+ mirror)
-         -> tta_numpy: stage average, flip, project to base size, multi-scale average
+         -> tta (numpy): stage average, flip, project to base size, multi-scale average
       -> DecoderInputs (numpy) -> decode_maps (ae | hae) -> Poses (image frame)
 
 The maps equal the PyTorch path's to float rounding (bilinear resizes by OpenCV instead of torch:
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-import bupose.inference.tta_numpy as tta_numpy
 from bupose.errors import CheckpointError, ConfigError
+from bupose.inference import tta
 from bupose.inference.decoding import DecoderInputs, check_image, decode_maps
 from bupose.inference.poses import Poses
 from bupose.inference.settings import TestSettings
@@ -173,16 +173,16 @@ class OnnxPredictor:
         check_image(image)
         s = self.settings
         base_size = self.base_size(image)
-        acc = tta_numpy.ScaleAccumulator()
+        acc = tta.ScaleAccumulator()
         center = scale = None
         for factor in sorted(s.scales, reverse=True):
             array, center, scale = self.prepare(image, factor)
-            passes = tta_numpy.flip_back(tta_numpy.forward_passes(self.network, array, s.flip))
-            maps = tta_numpy.aggregate_passes(
+            passes = tta.run_passes(self.network, array, s.flip)
+            maps = tta.aggregate_passes(
                 passes, self.network.layouts, self.spec.flip_index,
                 base_size if s.project2image else None, s.use_heatmaps, s.use_tags)
-            tta_numpy.accumulate_scale(acc, factor, maps, len(s.scales) == 1, s.project2image)
-        heatmaps, tags = tta_numpy.finish_scales(acc)
+            tta.accumulate_scale(acc, factor, maps, len(s.scales) == 1, s.project2image)
+        heatmaps, tags = tta.finish_scales(acc)
         return DecoderInputs(heatmaps[0], None if tags is None else tags[0], center, scale,
                              base_size)
 

@@ -1,6 +1,14 @@
-"""Test-time aggregation of network outputs (pure torch): stage averaging, flip test, projection to
-the input resolution and multi-scale averaging, with the official HigherHRNet semantics
-(ALGORITHMS.md §2.5 steps 2-5, §3.8; reference `lib/core/inference.py` of HigherHRNet).
+"""Test-time aggregation of network outputs: stage averaging, flip test, projection to the input
+resolution and multi-scale averaging, with the official HigherHRNet semantics (ALGORITHMS.md
+§2.5 steps 2-5, §3.8; reference `lib/core/inference.py` of HigherHRNet).
+
+Every function takes torch tensors (``Predictor``) or numpy arrays (``OnnxPredictor``, the
+onnxruntime path) and returns the same kind; torch is imported only when it is given tensors, so
+the numpy path never loads it (~1.6 s of start-up). The float operations are the same for both
+kinds; the only kind-specific ones are the flip, the axis permutations, the concatenation and
+the bilinear ``resize``, whose numpy version reproduces torch's float32 source coordinates (so
+both agree to ~2e-7 of the maps' scale; ``cv2.resize`` computes them in float64 and differs by up
+to ~2e-5 at non-integer size ratios).
 
 Data flow for one image::
 
@@ -11,20 +19,24 @@ Data flow for one image::
         acc = accumulate_scale(acc, s, maps, ...)           # heatmaps summed, tags kept at s = 1
     heatmaps, tags = finish_scales(acc)                     # (B,K,H,W), (B,K,H,W,L)
 
-All maps are (B, C, h, w) float tensors; the function order and the float operations follow the
-official code so that results agree to float rounding.
+All maps are (B, C, h, w) float tensors or arrays; the function order and the float operations
+follow the official code so that results agree to float rounding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+import numpy as np
 
-from bupose.models.outputs import StageOutput
+from bupose.structures.outputs import StageOutput
+
+MapArray = Any
+"""A torch.Tensor or a numpy.ndarray, one kind per call (a union would make every mixed-kind
+operation a type error, though no call mixes them)."""
+Array = np.ndarray
 
 
 @dataclass
@@ -36,20 +48,72 @@ class PassMaps:
         tags: one (B, K, h, w, D) tensor per selected tag stage (D = tag dimension per joint).
     """
 
-    heatmaps: Tensor | None
-    tags: list[Tensor] = field(default_factory=list)
+    heatmaps: MapArray | None
+    tags: list[MapArray] = field(default_factory=list)
 
 
-def resize(maps: Tensor, size_wh: tuple[int, int]) -> Tensor:
-    """Bilinear resize of (B, C, h, w) maps to (B, C, H, W), align_corners=False (reference)."""
+def resize(maps: MapArray, size_wh: tuple[int, int]) -> MapArray:
+    """Bilinear resize of (B, C, h, w) maps to (B, C, H, W), align_corners=False (reference):
+    ``F.interpolate`` for a tensor, ``_resize_numpy`` (the same weights) for an array."""
+    if isinstance(maps, np.ndarray):
+        return _resize_numpy(maps, size_wh)
+    import torch.nn.functional as F
+
     return F.interpolate(
         maps, size=(int(size_wh[1]), int(size_wh[0])), mode="bilinear", align_corners=False
     )
 
 
+def _linear_taps(size_in: int, size_out: int) -> tuple[Array, Array, Array, Array]:
+    """torch's align_corners=False linear taps along one axis: output i = in[i0] * w0 + in[i1] * w1.
+
+    Returns:
+        i0, i1 (size_out,) int64 input indices; w0, w1 (size_out,) float32 weights.
+    """
+    if size_in == size_out:
+        index = np.arange(size_out)
+        return index, index, np.ones(size_out, np.float32), np.zeros(size_out, np.float32)
+    scale = np.float32(size_in) / np.float32(size_out)
+    dst = np.arange(size_out, dtype=np.float32) + np.float32(0.5)
+    # scale * (i + 0.5) - 0.5 rounded once to float32, as torch's fused multiply-add does
+    src = (np.float64(scale) * dst.astype(np.float64) - 0.5).astype(np.float32)
+    src = np.maximum(src, np.float32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), size_in - 1)
+    w1 = np.clip(src - i0.astype(np.float32), np.float32(0), np.float32(1))
+    i1 = i0 + (i0 < size_in - 1)
+    return i0, i1, np.float32(1) - w1, w1
+
+
+def _resize_numpy(maps: Array, size_wh: tuple[int, int]) -> Array:
+    """``resize`` of a numpy (..., h, w) array: torch's weights (``_linear_taps``), x then y."""
+    width, height = int(size_wh[0]), int(size_wh[1])
+    x0, x1, wx0, wx1 = _linear_taps(maps.shape[-1], width)
+    y0, y1, wy0, wy1 = _linear_taps(maps.shape[-2], height)
+    columns = np.ascontiguousarray(np.swapaxes(maps, -1, -2))  # (..., w, h): gather whole rows
+    rows = np.take(columns, x0, axis=-2) * wx0[:, None]
+    rows += np.take(columns, x1, axis=-2) * wx1[:, None]
+    rows = np.ascontiguousarray(np.swapaxes(rows, -1, -2))  # (..., h, W)
+    out = np.take(rows, y0, axis=-2) * wy0[:, None]
+    out += np.take(rows, y1, axis=-2) * wy1[:, None]
+    return out
+
+
+def _flip_x(maps: MapArray) -> MapArray:
+    """Horizontal mirror of (B, C, h, w) maps (a contiguous copy, as ``torch.flip``)."""
+    if isinstance(maps, np.ndarray):
+        return np.ascontiguousarray(maps[..., ::-1])
+    import torch
+
+    return torch.flip(maps, [3])
+
+
+def _permute(maps: MapArray, axes: tuple[int, ...]) -> MapArray:
+    return maps.transpose(axes) if isinstance(maps, np.ndarray) else maps.permute(*axes)
+
+
 def run_passes(
-    model: Callable[[Tensor], Sequence[Tensor]], image: Tensor, flip: bool
-) -> list[list[Tensor]]:
+    model: Callable[[MapArray], Sequence[MapArray]], image: MapArray, flip: bool
+) -> list[list[MapArray]]:
     """Forward the image (and its mirror image) and bring each pass's outputs to one resolution:
     ``flip_back(forward_passes(model, image, flip))``.
 
@@ -67,40 +131,52 @@ def run_passes(
 
 
 def forward_passes(
-    model: Callable[[Tensor], Sequence[Tensor]], image: Tensor, flip: bool
-) -> list[list[Tensor]]:
+    model: Callable[[MapArray], Sequence[MapArray]], image: MapArray, flip: bool
+) -> list[list[MapArray]]:
     """The network alone: [outputs of image] (+ [outputs of its mirror image] with ``flip``)."""
     passes = [list(model(image))]
     if flip:
-        passes.append(list(model(torch.flip(image, [3]))))
+        passes.append(list(model(_flip_x(image))))
     return passes
 
 
-def flip_back(passes: list[list[Tensor]]) -> list[list[Tensor]]:
+def flip_back(passes: list[list[MapArray]]) -> list[list[MapArray]]:
     """``forward_passes`` output with the mirror pass (if any) resized to its last stage's size
     and flipped back horizontally (see ``run_passes``)."""
     if len(passes) == 1:
         return passes
-    return [passes[0], [torch.flip(o, [3]) for o in to_last_stage_size(passes[1])]]
+    return [passes[0], [_flip_x(o) for o in to_last_stage_size(passes[1])]]
 
 
-def to_last_stage_size(outputs: Sequence[Tensor]) -> list[Tensor]:
+def to_last_stage_size(outputs: Sequence[MapArray]) -> list[MapArray]:
     """Resize every output to the last (highest-resolution) output's size (no-op when equal)."""
     h, w = outputs[-1].shape[-2:]
     return [o if o.shape[-2:] == (h, w) else resize(o, (w, h)) for o in outputs]
 
 
-def _joint_tags(tags: Tensor, num_keypoints: int) -> Tensor:
+def _joint_tags(tags: MapArray, num_keypoints: int) -> MapArray:
     """(B, K*D, h, w) joint-major tags -> (B, K, h, w, D); a per-image tag (B, D, h, w) with
     D < K or D not a multiple of K is shared by all joints (expanded)."""
     b, c, h, w = tags.shape
     if c % num_keypoints == 0:
-        return tags.reshape(b, num_keypoints, c // num_keypoints, h, w).permute(0, 1, 3, 4, 2)
-    return tags.permute(0, 2, 3, 1).unsqueeze(1).expand(b, num_keypoints, h, w, c)
+        return _permute(tags.reshape(b, num_keypoints, c // num_keypoints, h, w), (0, 1, 3, 4, 2))
+    shared = _permute(tags, (0, 2, 3, 1))[:, None]
+    if isinstance(shared, np.ndarray):
+        return np.broadcast_to(shared, (b, num_keypoints, h, w, c))
+    return shared.expand(b, num_keypoints, h, w, c)
+
+
+def _flip_indices(like: MapArray, flip_index: Sequence[int]) -> MapArray:
+    """The flip index as an int64 index of ``like``'s kind (numpy array or torch long tensor)."""
+    if isinstance(like, np.ndarray):
+        return np.asarray(list(flip_index), dtype=np.int64)
+    import torch
+
+    return torch.as_tensor(list(flip_index), dtype=torch.long)
 
 
 def average_stages(
-    outputs: Sequence[Tensor],
+    outputs: Sequence[MapArray],
     layouts: Sequence[StageOutput],
     flip_index: Sequence[int] | None = None,
     use_heatmaps: Sequence[bool] | None = None,
@@ -123,10 +199,10 @@ def average_stages(
     """
     if len(outputs) != len(layouts):
         raise ValueError(f"{len(outputs)} outputs but {len(layouts)} stage layouts")
-    heatmap_sum: Tensor | None = None
+    heatmap_sum: MapArray | None = None
     num_heatmaps = 0
-    tags: list[Tensor] = []
-    index = None if flip_index is None else torch.as_tensor(list(flip_index), dtype=torch.long)
+    tags: list[MapArray] = []
+    index = None if flip_index is None else _flip_indices(outputs[0], flip_index)
     for i, (output, layout) in enumerate(zip(outputs, layouts)):
         k = layout.num_heatmaps
         if k and (use_heatmaps is None or use_heatmaps[i]):
@@ -149,12 +225,12 @@ def project(maps: PassMaps, size_wh: tuple[int, int]) -> PassMaps:
     return PassMaps(heatmaps, [_resize_tags(t, size_wh) for t in maps.tags])
 
 
-def _resize_tags(tags: Tensor, size_wh: tuple[int, int]) -> Tensor:
+def _resize_tags(tags: MapArray, size_wh: tuple[int, int]) -> MapArray:
     """(B, K, h, w, D) -> (B, K, H, W, D), each tag dimension resized like a map."""
     b, k, h, w, d = tags.shape
-    flat = tags.permute(0, 4, 1, 2, 3).reshape(b, d * k, h, w)
+    flat = _permute(tags, (0, 4, 1, 2, 3)).reshape(b, d * k, h, w)
     out = resize(flat, size_wh)
-    return out.reshape(b, d, k, *out.shape[-2:]).permute(0, 2, 3, 4, 1)
+    return _permute(out.reshape(b, d, k, *out.shape[-2:]), (0, 2, 3, 4, 1))
 
 
 @dataclass
@@ -167,8 +243,8 @@ class ScaleAccumulator:
         num_scales: scales seen so far.
     """
 
-    heatmaps: Tensor | None = None
-    tags: list[Tensor] = field(default_factory=list)
+    heatmaps: MapArray | None = None
+    tags: list[MapArray] = field(default_factory=list)
     num_scales: int = 0
 
 
@@ -197,8 +273,8 @@ def accumulate_scale(
                 w_h = (acc.heatmaps.shape[-1], acc.heatmaps.shape[-2])
                 tags = [_resize_tags(t, w_h) for t in tags]
             acc.tags.extend(tags)
-    heatmaps = [p.heatmaps for p in passes]
-    if any(h is None for h in heatmaps):
+    heatmaps = [p.heatmaps for p in passes if p.heatmaps is not None]
+    if len(heatmaps) != len(passes):
         raise ValueError("every pass needs heatmaps for multi-scale aggregation")
     mean = heatmaps[0] if len(heatmaps) == 1 else (heatmaps[0] + heatmaps[1]) / 2.0
     if acc.heatmaps is None:
@@ -211,19 +287,24 @@ def accumulate_scale(
     return acc
 
 
-def finish_scales(acc: ScaleAccumulator) -> tuple[Tensor, Tensor | None]:
+def finish_scales(acc: ScaleAccumulator) -> tuple[MapArray, MapArray | None]:
     """The decoder inputs: heatmaps (B, K, H, W) = sum / #scales, tags (B, K, H, W, L) with the
     kept tag maps concatenated on the last axis (L = D x passes; None when the model has no tags).
     """
     if acc.heatmaps is None:
         raise ValueError("no scale was accumulated")
     heatmaps = acc.heatmaps / float(acc.num_scales)
-    tags = torch.cat(acc.tags, dim=4) if acc.tags else None
-    return heatmaps, tags
+    if not acc.tags:
+        return heatmaps, None
+    if isinstance(heatmaps, np.ndarray):
+        return heatmaps, np.concatenate(acc.tags, axis=4)
+    import torch
+
+    return heatmaps, torch.cat(acc.tags, dim=4)
 
 
 def aggregate_passes(
-    passes: Sequence[Sequence[Tensor]],
+    passes: Sequence[Sequence[MapArray]],
     layouts: Sequence[StageOutput],
     flip_index: Sequence[int] | None,
     size_wh: tuple[int, int] | None,

@@ -1,6 +1,6 @@
-"""tta_numpy (the torch-free aggregation of the onnxruntime path) against tta (torch): every
-function on random float32 maps shaped like HigherHRNet outputs, the official recorded outputs,
-and a check that importing and running the module leaves torch unimported."""
+"""tta on numpy arrays (the torch-free aggregation of the onnxruntime path) against tta on torch
+tensors: every function on random float32 maps shaped like HigherHRNet outputs, the official
+recorded outputs, and a check that importing and running the module leaves torch unimported."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bupose.inference import tta, tta_numpy
+from bupose.inference import tta
 from bupose.models.outputs import StageOutput
 from bupose.structures.spec import get_spec
 from tests.conftest import FIXTURES, ROOT, require
@@ -42,7 +42,7 @@ def assert_matches(actual: np.ndarray | None, expected: torch.Tensor | None) -> 
     assert diff <= bound, f"max |numpy - torch| = {diff:.3g} > {bound:.3g}"
 
 
-def assert_pass_maps(actual: tta_numpy.PassMaps, expected: tta.PassMaps) -> None:
+def assert_pass_maps(actual: tta.PassMaps, expected: tta.PassMaps) -> None:
     assert_matches(actual.heatmaps, expected.heatmaps)
     assert len(actual.tags) == len(expected.tags)
     for a, e in zip(actual.tags, expected.tags):
@@ -83,7 +83,7 @@ def stage0_hw(scale: float) -> tuple[int, int]:
 ])
 def test_resize_matches_torch(hw, size_wh, rng):
     maps = (rng.standard_normal((2, 34, *hw)) * 3).astype(np.float32)
-    out = tta_numpy.resize(maps, size_wh)
+    out = tta.resize(maps, size_wh)
     assert out.flags.c_contiguous
     assert_matches(out, tta.resize(torch.from_numpy(maps), size_wh))
 
@@ -91,7 +91,7 @@ def test_resize_matches_torch(hw, size_wh, rng):
 def test_resize_tolerance_separates_the_torch_modes(rng):
     """Guards the comparison: align_corners=True or nearest would exceed the tolerance."""
     maps = torch.from_numpy((rng.standard_normal((1, 3, 9, 13)) * 3).astype(np.float32))
-    out = tta_numpy.resize(maps.numpy(), (29, 21))
+    out = tta.resize(maps.numpy(), (29, 21))
     for options in ({"mode": "bilinear", "align_corners": True}, {"mode": "nearest"}):
         other = torch.nn.functional.interpolate(maps, size=(21, 29), **options)
         with pytest.raises(AssertionError):
@@ -127,10 +127,10 @@ def test_forward_and_run_passes_match_torch(flip, rng):
     def model(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(torch.from_numpy(o) for o in run(x.numpy()))
 
-    passes = tta_numpy.run_passes(run, image, flip)
+    passes = tta.run_passes(run, image, flip)
     if flip:
         assert seen[1].flags.c_contiguous and np.array_equal(seen[1], image[..., ::-1])
-    for actual, expected in [(tta_numpy.forward_passes(run, image, flip),
+    for actual, expected in [(tta.forward_passes(run, image, flip),
                               tta.forward_passes(model, torch.from_numpy(image), flip)),
                              (passes, tta.run_passes(model, torch.from_numpy(image), flip))]:
         assert len(actual) == len(expected) == 1 + flip
@@ -146,10 +146,10 @@ def test_forward_and_run_passes_match_torch(flip, rng):
 def test_to_last_stage_size_and_flip_back_match_torch(rng):
     plain = stage_outputs(rng, LAYOUTS["higher"], (17, 25))
     mirror = stage_outputs(rng, LAYOUTS["higher"], (17, 25))
-    assert tta_numpy.to_last_stage_size(plain)[1] is plain[1]  # no-op at the last size
-    for a, e in zip(tta_numpy.to_last_stage_size(plain), tta.to_last_stage_size(as_torch(plain))):
+    assert tta.to_last_stage_size(plain)[1] is plain[1]  # no-op at the last size
+    for a, e in zip(tta.to_last_stage_size(plain), tta.to_last_stage_size(as_torch(plain))):
         assert_matches(a, e)
-    actual = tta_numpy.flip_back([plain, mirror])
+    actual = tta.flip_back([plain, mirror])
     expected = tta.flip_back([as_torch(plain), as_torch(mirror)])
     for a_pass, e_pass in zip(actual, expected):
         for a, e in zip(a_pass, e_pass):
@@ -169,8 +169,8 @@ SELECTIONS = [
 @pytest.mark.parametrize(("use_heatmaps", "use_tags"), SELECTIONS)
 def test_average_stages_matches_torch(layout_name, flip_index, use_heatmaps, use_tags, rng):
     layouts = LAYOUTS[layout_name]
-    outputs = tta_numpy.to_last_stage_size(stage_outputs(rng, layouts, (9, 13), batch=2))
-    actual = tta_numpy.average_stages(outputs, layouts, flip_index, use_heatmaps, use_tags)
+    outputs = tta.to_last_stage_size(stage_outputs(rng, layouts, (9, 13), batch=2))
+    actual = tta.average_stages(outputs, layouts, flip_index, use_heatmaps, use_tags)
     expected = tta.average_stages(as_torch(outputs), layouts, flip_index, use_heatmaps, use_tags)
     assert_pass_maps(actual, expected)
     if use_tags is None or use_tags[0]:
@@ -185,19 +185,19 @@ def test_project_and_aggregate_passes_match_torch(layout_name, flip, size_wh, rn
     layouts = LAYOUTS[layout_name]
     passes = [stage_outputs(rng, layouts, (9, 13)) for _ in range(1 + flip)]
     flip_index = FLIP_INDEX if flip else None
-    actual = tta_numpy.aggregate_passes(passes, layouts, flip_index, size_wh)
+    actual = tta.aggregate_passes(passes, layouts, flip_index, size_wh)
     expected = tta.aggregate_passes([as_torch(p) for p in passes], layouts, flip_index, size_wh)
     assert len(actual) == len(expected) == 1 + flip
     for a, e in zip(actual, expected):
         assert_pass_maps(a, e)
     if size_wh is not None:
-        maps = tta_numpy.average_stages(tta_numpy.to_last_stage_size(passes[0]), layouts)
+        maps = tta.average_stages(tta.to_last_stage_size(passes[0]), layouts)
         reference = tta.average_stages(tta.to_last_stage_size(as_torch(passes[0])), layouts)
-        assert_pass_maps(tta_numpy.project(maps, size_wh), tta.project(reference, size_wh))
+        assert_pass_maps(tta.project(maps, size_wh), tta.project(reference, size_wh))
 
 
 def aggregate(module, passes_per_scale, layouts, flip, scales, projected):
-    """``Predictor.maps``/``accumulate`` with ``module`` = tta or tta_numpy."""
+    """``Predictor.maps``/``accumulate`` with ``module`` = tta or tta."""
     acc = module.ScaleAccumulator()
     size = BASE_WH if projected else None
     for s, passes in zip(sorted(scales, reverse=True), passes_per_scale):
@@ -219,7 +219,7 @@ def test_multi_scale_aggregation_matches_torch(layout_name, flip, scales, projec
         for s in sorted(scales, reverse=True)
     ]
     copies = [[[o.copy() for o in p] for p in ps] for ps in passes_per_scale]
-    heatmaps, tags = aggregate(tta_numpy, passes_per_scale, layouts, flip, scales, projected)
+    heatmaps, tags = aggregate(tta, passes_per_scale, layouts, flip, scales, projected)
     torch_passes = [[as_torch(p) for p in ps] for ps in passes_per_scale]
     expected = aggregate(tta, torch_passes, layouts, flip, scales, projected)
     assert_matches(heatmaps, expected[0])
@@ -242,9 +242,9 @@ def test_official_flip_aggregation_reproduced():
     raw = [z[f"raw_output{i}"] for i in range(4)]
     height, width = (int(v) for v in z["final_heatmaps_shape"][2:])
     layouts = LAYOUTS["higher"]
-    passes = tta_numpy.aggregate_passes([raw[:2], raw[2:]], layouts, FLIP_INDEX, (width, height))
-    acc = tta_numpy.accumulate_scale(tta_numpy.ScaleAccumulator(), 1.0, passes, True)
-    heatmaps, tags = tta_numpy.finish_scales(acc)
+    passes = tta.aggregate_passes([raw[:2], raw[2:]], layouts, FLIP_INDEX, (width, height))
+    acc = tta.accumulate_scale(tta.ScaleAccumulator(), 1.0, passes, True)
+    heatmaps, tags = tta.finish_scales(acc)
     assert tags is not None
     np.testing.assert_allclose(heatmaps[:, :, ::4, ::4], z["final_heatmaps_sub4"], rtol=1e-5,
                                atol=1e-6)
@@ -262,21 +262,21 @@ def test_errors_match_torch():
     layouts = (StageOutput(2, 2),)
     maps = np.zeros((1, 2, 4, 4), np.float32)
     with pytest.raises(ValueError, match="flip_index"):
-        tta_numpy.aggregate_passes([[maps]] * 2, layouts, None, None)
+        tta.aggregate_passes([[maps]] * 2, layouts, None, None)
     with pytest.raises(ValueError, match="stage layouts"):
-        tta_numpy.average_stages([maps, maps], layouts)
+        tta.average_stages([maps, maps], layouts)
     with pytest.raises(ValueError, match="needs heatmaps"):
-        tta_numpy.accumulate_scale(tta_numpy.ScaleAccumulator(), 1.0,
-                                   [tta_numpy.PassMaps(None)], True)
+        tta.accumulate_scale(tta.ScaleAccumulator(), 1.0,
+                                   [tta.PassMaps(None)], True)
     with pytest.raises(ValueError, match="no scale"):
-        tta_numpy.finish_scales(tta_numpy.ScaleAccumulator())
+        tta.finish_scales(tta.ScaleAccumulator())
 
 
 TORCH_FREE = """
 import sys
 from typing import NamedTuple
 import numpy as np
-import bupose.inference.tta_numpy as t
+import bupose.inference.tta as t
 
 class Layout(NamedTuple):
     num_heatmaps: int
@@ -292,7 +292,7 @@ for s, size in ((2.0, 64), (1.0, 32)):
     t.accumulate_scale(acc, s, maps, False)
 heatmaps, tags = t.finish_scales(acc)
 assert heatmaps.shape == (1, 17, 20, 20) and tags.shape == (1, 17, 20, 20, 2), tags.shape
-assert "torch" not in sys.modules, "tta_numpy imported torch"
+assert "torch" not in sys.modules, "tta imported torch"
 """
 
 
