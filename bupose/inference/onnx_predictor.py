@@ -1,8 +1,9 @@
 """The AE test pipeline on an exported network without PyTorch: onnxruntime + numpy + OpenCV.
 
-``OnnxPredictor`` is ``Predictor`` with the network an ONNX file written by ``bupose export`` and
-the test-time aggregation on numpy arrays (``bupose.inference.tta`` takes either kind, with the
-same float operations); the decoders are shared. Importing this module and running it never
+``OnnxPredictor`` is ``Predictor``'s pipeline (``bupose.inference.ae_pipeline.AEPipeline``) with
+the network an ONNX file written by ``bupose export`` and the test-time aggregation on numpy
+arrays (``bupose.inference.tta`` takes either kind, with the same float operations); the
+decoders are shared. Importing this module and running it never
 imports torch, whose import alone costs ~1.6 s, so a one-image ``bupose infer --backend
 onnxruntime`` starts in well under half the time of the PyTorch path.
 
@@ -11,24 +12,21 @@ onnxruntime`` starts in well under half the time of the PyTorch path.
          -> tta (numpy): stage average, flip, project to base size, multi-scale average
       -> DecoderInputs (numpy) -> decode_maps (ae | hae) -> Poses (image frame)
 
-The maps equal the PyTorch path's to float rounding (bilinear resizes by OpenCV instead of torch:
-~1e-7 of the maps' scale), so decoded people equal them except at near-ties.
+The maps equal the PyTorch path's to float rounding (~1e-7 of the maps' scale: onnxruntime's
+kernels and numpy's sums), so decoded people equal them except at near-ties.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bupose.errors import CheckpointError, ConfigError
-from bupose.inference import tta
-from bupose.inference.decoding import DecoderInputs, check_image, decode_maps
-from bupose.inference.poses import Poses
+from bupose.inference.ae_pipeline import AEPipeline
 from bupose.inference.settings import TestSettings
 from bupose.structures.outputs import StageOutput
 from bupose.structures.spec import KeypointSpec
@@ -110,11 +108,9 @@ class OnnxNetwork:
                                                                           {self._input: array})]
 
 
-class OnnxPredictor:
-    """Image -> Poses with the official AE test pipeline on an ``OnnxNetwork`` (no torch).
-
-    The interface of ``Predictor`` that the CLI uses: ``settings``, ``spec``, ``decoder``,
-    ``params``, ``maps`` (numpy ``DecoderInputs``), ``decode``, ``__call__``.
+class OnnxPredictor(AEPipeline):
+    """Image -> Poses with the official AE test pipeline on an ``OnnxNetwork`` (no torch): the
+    ``Predictor`` interface (``AEPipeline``) with numpy maps.
 
     Args:
         network: the exported network (an AE model: ``network.is_ae``).
@@ -130,15 +126,14 @@ class OnnxPredictor:
         if not network.is_ae:
             raise ConfigError(f"{network.path}: not an associative-embedding network (its "
                               "outputs have no tag channels); run it with --backend torch")
-        if network.layouts[0].num_heatmaps != spec.num_keypoints:
-            raise ConfigError(f"{network.path}: the network predicts "
-                              f"{network.layouts[0].num_heatmaps} keypoints but spec "
-                              f"{spec.name!r} has {spec.num_keypoints}")
         header = network.header
-        self.settings = settings or TestSettings.from_meta(header.get("test"),
-                                                           header.get("input_size"))
-        self.network, self.spec = network, spec
-        self.decoder, self.params = self.settings.decoder, self.settings.grouping
+        settings = settings or TestSettings.from_meta(header.get("test"),
+                                                      header.get("input_size"))
+        try:
+            self._use(settings, spec, network.layouts)
+        except ValueError as e:
+            raise ConfigError(f"{network.path}: {e}") from None
+        self.network = network
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, threads: int | None = None,
@@ -150,52 +145,6 @@ class OnnxPredictor:
         base = TestSettings.from_meta(header.get("test"), header.get("input_size"))
         return cls(network, base.replace(**options))
 
-    def prepare(self, image: np.ndarray, scale_factor: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Resize-align and normalise one test scale: (1, 3, h, w) float32, center, scale."""
-        from bupose.data.transforms import normalize, resize_align
-
-        scales = self.settings.scales
-        resized, center, scale, _ = resize_align(image, self.settings.input_size, scale_factor,
-                                                 min(scales))
-        return normalize(resized)[None], np.asarray(center), np.asarray(scale)
-
-    def base_size(self, image: np.ndarray) -> tuple[int, int]:
-        """(W, H) of the network input at scale 1 (official ``get_multi_scale_size``)."""
-        from bupose.data.transforms import multi_scale_size
-
-        size_wh = multi_scale_size(image, self.settings.input_size, 1.0,
-                                   min(self.settings.scales))[0]
-        return int(size_wh[0]), int(size_wh[1])
-
-    def maps(self, image: np.ndarray) -> DecoderInputs:
-        """The decoder inputs (numpy arrays) of one (H, W, 3) uint8 RGB image."""
-        check_image(image)
-        s = self.settings
-        base_size = self.base_size(image)
-        acc = tta.ScaleAccumulator()
-        center = scale = None
-        for factor in sorted(s.scales, reverse=True):
-            array, center, scale = self.prepare(image, factor)
-            passes = tta.run_passes(self.network, array, s.flip)
-            maps = tta.aggregate_passes(
-                passes, self.network.layouts, self.spec.flip_index,
-                base_size if s.project2image else None, s.use_heatmaps, s.use_tags)
-            tta.accumulate_scale(acc, factor, maps, len(s.scales) == 1, s.project2image)
-        heatmaps, tags = tta.finish_scales(acc)
-        return DecoderInputs(heatmaps[0], None if tags is None else tags[0], center, scale,
-                             base_size)
-
-    def decode(self, inputs: DecoderInputs) -> Poses:
-        """Group decoder inputs into people, in image pixels when center/scale are set."""
-        return decode_maps(inputs, self.decoder, self.params, self.spec.joint_order)
-
-    def __call__(self, image: np.ndarray | str | os.PathLike) -> Poses:
-        """(H, W, 3) uint8 RGB image, or an image file path -> Poses in image pixels."""
-        from bupose.inference.pretrained import as_image
-
-        return self.decode(self.maps(as_image(image)))
-
-    def predict_batch(self, images: Sequence[np.ndarray | str | os.PathLike]) -> list[Poses]:
-        """Poses of each image, in order (one image at a time)."""
-        return [self(image) for image in images]
+    @property
+    def network_fn(self) -> OnnxNetwork:
+        return self.network
