@@ -93,3 +93,15 @@ def test_onnx_file_errors_name_the_file(cache, rng, tmp_path, capsys):
     junk.write_bytes(b"\x08\x01garbage")
     assert main(["infer", str(image), "--onnx", str(junk)]) == 2
     assert f"{junk}: not a readable ONNX model" in capsys.readouterr().err
+
+
+def test_batch_runs_the_cached_export_through_the_torch_pipeline(cache, tmp_path):
+    """--batch takes the streaming loop: the exported network behind the PyTorch test pipeline
+    gives the PyTorch run's people too."""
+    images = require(SAMPLES)
+    ref, ours = tmp_path / "ref.json", tmp_path / "ours.json"
+    assert main(["infer", str(images), "--batch", "2", "--json", str(ref)]) == 0
+    assert main(["infer", str(images), "--batch", "2", "--backend", "onnxruntime",
+                 "--json", str(ours)]) == 0
+    assert len(list((cache / "onnx").glob("*.onnx"))) == 1
+    assert_same_poses(json.loads(ours.read_text()), json.loads(ref.read_text()))
