@@ -126,10 +126,7 @@ def torch_free_predictor(args: argparse.Namespace, path: Path) -> Any | None:
         return None
     spec = load_spec(args.spec) if getattr(args, "spec", None) else None
     base = TestSettings.from_meta(network.header.get("test"), network.header.get("input_size"))
-    try:
-        return OnnxPredictor(network, base.replace(**settings_flags(args)), spec)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    return OnnxPredictor(network, base.replace(**settings_flags(args)), spec)
 
 
 def fast_predictor(args: argparse.Namespace) -> Any | None:

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from bupose.inference.poses import Poses
-
-if TYPE_CHECKING:
-    from torch import Tensor
-
-    MapArray = Tensor | np.ndarray
+from bupose.inference.tta import MapArray
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bupose.errors import CheckpointError, ConfigError
+from bupose.errors import CheckpointError
 
 Runner = Callable[[np.ndarray], list[np.ndarray]]
 
@@ -56,11 +56,9 @@ class ExportedModel(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         """images (B, 3, H, W) float -> the exported model's outputs as float32 CPU tensors."""
-        if not self.dynamic and tuple(images.shape[-2:]) != self.input_hw:
-            h, w = self.input_hw
-            raise ConfigError(
-                f"{self.path}: exported for {h}x{w} inputs only, got "
-                f"{images.shape[-2]}x{images.shape[-1]}; export with --dynamic for other sizes")
+        from bupose.inference.onnx_predictor import check_input_size
+
+        check_input_size(self.path, self.input_hw, self.dynamic, tuple(images.shape))
         array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
         return tuple(torch.from_numpy(np.asarray(o)) for o in self._runner(array))
 

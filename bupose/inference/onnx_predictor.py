@@ -3,9 +3,9 @@
 ``OnnxPredictor`` is ``Predictor``'s pipeline (``bupose.inference.ae_pipeline.AEPipeline``) with
 the network an ONNX file written by ``bupose export`` and the test-time aggregation on numpy
 arrays (``bupose.inference.tta`` takes either kind, with the same float operations); the
-decoders are shared. Importing this module and running it never
-imports torch, whose import alone costs ~1.6 s, so a one-image ``bupose infer --backend
-onnxruntime`` starts in well under half the time of the PyTorch path.
+decoders are shared. Importing this module and running it never imports torch, whose import
+alone costs ~1.6 s, so a one-image ``bupose infer --backend onnxruntime`` starts in well under
+half the time of the PyTorch path.
 
     image (H,W,3) uint8 RGB
       -> for s in scales, largest first: resize_align (s) -> normalize -> session.run (+ mirror)
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,16 @@ def open_session(path: Path, threads: int | None = None) -> tuple[Any, dict[str,
     return session, header
 
 
+def check_input_size(path: Path, input_hw: Sequence[int], dynamic: bool,
+                     shape: Sequence[int]) -> None:
+    """ConfigError (naming the file) when a fixed-size export gets a (.., H, W) input of
+    another size."""
+    if not dynamic and tuple(shape[-2:]) != tuple(input_hw):
+        h, w = input_hw
+        raise ConfigError(f"{path}: exported for {h}x{w} inputs only, got {shape[-2]}x"
+                          f"{shape[-1]}; export with --dynamic for other sizes")
+
+
 class OnnxNetwork:
     """An exported pose network run by onnxruntime: float32 (B, 3, H, W) -> its output maps.
 
@@ -98,11 +109,7 @@ class OnnxNetwork:
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
         """images (B, 3, H, W) float32 normalised -> the outputs, (B, C_i, h_i, w_i) float32."""
-        if not self.dynamic and tuple(images.shape[-2:]) != self.input_hw:
-            h, w = self.input_hw
-            raise ConfigError(
-                f"{self.path}: exported for {h}x{w} inputs only, got "
-                f"{images.shape[-2]}x{images.shape[-1]}; export with --dynamic for other sizes")
+        check_input_size(self.path, self.input_hw, self.dynamic, images.shape)
         array = np.ascontiguousarray(images, dtype=np.float32)
         return [np.asarray(o, dtype=np.float32) for o in self.session.run(None,
                                                                           {self._input: array})]
