@@ -14,15 +14,15 @@ Reproduced from the official code (HigherHRNet ``lib/core/group.py`` at aa23881,
   component, so a new person whose key equals an existing one overwrites that person's joint and
   resets its tag list (see GroupingParams).
 Assignment (``GroupingParams.solver``):
-* "scipy" (default): ``scipy.optimize.linear_sum_assignment`` on the unpadded (N, P) matrix
-  instead of the pure-Python munkres on a matrix padded with 1e10 columns. Both find a
-  minimum-cost assignment that gives every candidate (N <= P) or every person (N > P) a
-  partner, so the optimum is the same. When several assignments are optimal (the -value terms
-  cancel whenever every candidate gets a real person, so ties between equal rounded distances
-  are common) ours is scipy's deterministic choice (shortest augmenting paths) for the matrix
-  with rows = candidates in top-k order and columns = people in creation order; munkres 1.1.4
-  may pick another optimum, and then the people differ (different joins, possibly a different
-  number of people).
+* "scipy" (default): ``scipy.optimize.linear_sum_assignment`` (loaded by ``bupose.decoders.lsap``)
+  on the unpadded (N, P) matrix instead of the pure-Python munkres on a matrix padded with 1e10
+  columns. Both find a minimum-cost assignment that gives every candidate (N <= P) or every person
+  (N > P) a partner, so the optimum is the same. When several assignments are optimal (the -value
+  terms cancel whenever every candidate gets a real person, so ties between equal rounded
+  distances are common) ours is scipy's deterministic choice (shortest augmenting paths) for the
+  matrix with rows = candidates in top-k order and columns = people in creation order; munkres
+  1.1.4 may pick another optimum, and then the people differ (different joins, possibly a
+  different number of people).
 * "munkres": ``bupose.decoders.munkres``, same optimum with the official tie-breaking: the
   official people on every fixture, including the tied ones.
 """
@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from bupose.decoders.lsap import linear_sum_assignment
 from bupose.decoders.munkres import munkres_pairs
 from bupose.decoders.params import GroupingParams
 from bupose.decoders.peaks import Peaks

@@ -18,9 +18,12 @@ from tests.cli.test_infer_stream import assert_same_poses
 from tests.conftest import SHARED_DATA, require
 
 SAMPLES = SHARED_DATA / "samples" / "coco"
-# the same code as `python -m bupose`, then a check that torch was never imported
+# the same code as `python -m bupose`, then a check that torch and all of scipy.optimize (see
+# bupose.decoders.lsap) were never imported
 RUN_NO_TORCH = ("import sys\nfrom bupose.cli import main\ncode = main(sys.argv[1:])\n"
-                "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\nsys.exit(code)\n")
+                "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH',\n"
+                "      'OPTIMIZE' if 'scipy.optimize' in sys.modules else 'NO-OPTIMIZE')\n"
+                "sys.exit(code)\n")
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ def test_export_once_then_torch_free_and_equal(cache, tmp_path):
     first = _run_fresh(["infer", str(images), "--backend", "onnxruntime", "--json",
                         str(ort_json)], cache)
     assert first.returncode == 0, first.stderr
-    assert "exporting" in first.stderr and first.stdout.strip() == "TORCH"
+    assert "exporting" in first.stderr and first.stdout.split()[0] == "TORCH"
     exports = list((cache / "onnx").glob("*.onnx"))
     assert len(exports) == 1 and not list((cache / "onnx").glob("*.part"))
     assert_same_poses(json.loads(ort_json.read_text()), json.loads(torch_json.read_text()))
@@ -50,7 +53,8 @@ def test_export_once_then_torch_free_and_equal(cache, tmp_path):
     second = _run_fresh(["infer", str(images), "--backend", "onnxruntime", "--json",
                          str(ort_json)], cache)
     assert second.returncode == 0, second.stderr
-    assert "exporting" not in second.stderr and second.stdout.strip() == "NO-TORCH"
+    assert "exporting" not in second.stderr
+    assert second.stdout.split() == ["NO-TORCH", "NO-OPTIMIZE"]
     assert_same_poses(json.loads(ort_json.read_text()), json.loads(torch_json.read_text()))
     assert list((cache / "onnx").glob("*.onnx")) == exports
 
