@@ -4,7 +4,8 @@ A step is what one process does per batch: targets (heatmaps at 1/4 and 1/2 of t
 indices; the official ``HeatmapGenerator`` / ``JointsGenerator`` vs ``encode_ae_targets``) for
 ``--batch`` images of random people (``--people`` each), then forward, the loss (official
 ``MultiLossFactory`` with the W32-512 YAML's factors vs ``PoseLoss``), backward and an Adam update
-(the YAML's optimiser). Medians over ``--repeat`` steps after one warm-up, both sides in turn.
+(the YAML's optimiser). Medians over ``--repeat`` steps after one warm-up, the sides in turn
+(official, bupose, official, bupose, ...: a drift of the machine's speed slows both alike).
 bupose is timed in fp32 and, with ``--bf16``, under bf16 autocast (the engine's ``train.amp``).
 
 The loader line: the time ``AETrainDataset`` (read, augment, encode; one process) takes to
@@ -117,6 +118,7 @@ def loader_batch_seconds(batch: int, repeat: int) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench_e2e import official_model
 
+    from bupose.bench.measure import interleaved_medians
     from bupose.losses import PoseLoss
 
     official = load_official(args.official)
@@ -133,14 +135,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     lr = float(official.cfg.TRAIN.LR)
     opt_official = torch.optim.Adam(net.parameters(), lr=lr)
     opt_ours = torch.optim.Adam(model.parameters(), lr=lr)
-    seconds: dict[str, float] = {}
-    seconds["official"] = median_of(lambda: official_step(
-        official, net, official_loss, opt_official, images, people), args.repeat)
-    seconds["bupose fp32"] = median_of(lambda: bupose_step(
-        model, ours_loss, opt_ours, images, people, None), args.repeat)
+    steps = {"official": lambda: official_step(official, net, official_loss, opt_official,
+                                               images, people),
+             "bupose fp32": lambda: bupose_step(model, ours_loss, opt_ours, images, people, None)}
     if args.bf16:
-        seconds["bupose bf16 autocast"] = median_of(lambda: bupose_step(
-            model, ours_loss, opt_ours, images, people, torch.bfloat16), args.repeat)
+        steps["bupose bf16 autocast"] = lambda: bupose_step(model, ours_loss, opt_ours, images,
+                                                            people, torch.bfloat16)
+    seconds = interleaved_medians(steps, args.repeat)
     targets = {"official": median_of(lambda: official_targets(official, people), args.repeat),
                "bupose": median_of(lambda: bupose_targets(people), args.repeat)}
     return {"batch": args.batch, "people": args.people, "threads": torch.get_num_threads(),

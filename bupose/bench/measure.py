@@ -25,6 +25,23 @@ def median_seconds(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int = 3,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each ``fns[name]()`` over ``repeat`` rounds after ``warmup`` untimed
+    rounds; a round calls every function once, in turn (A B A B ...), so that a machine whose
+    speed drifts during a long comparison slows every side alike instead of the later block."""
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"need repeat >= 1 and warmup >= 0, got {repeat}, {warmup}")
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(warmup + repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def conv_peak_gflops(repeat: int = 5, warmup: int = 2, device: str = "cpu") -> dict[str, float]:
     """The machine's measured 3x3 convolution throughput (GFLOP/s, 2 FLOP per multiply-add):
     a 128 -> 128 channel 3x3 convolution on a 128x128 map (the HRNet stride-4 branch's shape
