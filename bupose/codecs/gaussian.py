@@ -72,7 +72,9 @@ def render_heatmaps(
     person, joint = np.nonzero(valid)
     if len(person) == 0:
         return heatmaps
-    patch = gaussian_patch(sigma).astype(np.float32)  # max then float32 = float32 then max
+    # float32 rounding is monotonic: the max of float32-rounded values is the float32 rounding
+    # of the float64 max (the official loop maxes the float64 patch into float32 maps)
+    patch = gaussian_patch(sigma).astype(np.float32)
     offsets = np.arange(len(patch))
     xy = cells[person, joint].astype(np.float64)  # (J, 2)
     start = np.round(xy - 3 * sigma - 1).astype(np.int64)
