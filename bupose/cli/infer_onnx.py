@@ -5,7 +5,8 @@ once, checked against PyTorch (``bupose.export.check_parity``) and kept in
 ``$BUPOSE_CACHE/onnx/``, keyed by the checkpoint file (path, size, modification time), its
 config, the --spec / --num-keypoints flags and the bupose version. ``--onnx FILE`` names an
 export directly. For images and an AE model (HigherHRNet, HAE, fusion) the whole run then
-imports no torch (``bupose.inference.onnx_predictor``): a one-image run starts ~1.6 s sooner.
+imports no torch (``bupose.inference.onnx_predictor``): a one-image run starts ~2 s sooner
+(README, Performance).
 Videos, --batch, torchrun, top-down and SimplePose runs take the exported network through the
 PyTorch test pipeline (``bupose.inference.onnx_backend``).
 """
