@@ -178,6 +178,11 @@ def table(r: dict[str, Any]) -> str:
                 f"{100 * fp32['forward_fraction_of_peak']:.0f}% | W32-512 at "
                 f"{fp32['forward_input_hw'][0]}x{fp32['forward_input_hw'][1]}, flip: "
                 f"{1000 * fwd:.0f} ms |")
+    if "forward_unfused" in fp32["stages"]:
+        plain = fp32["stages"]["forward_unfused"]
+        rows.append(f"| forward fp32, conv + add + ReLU fused vs not | {1000 * fwd:.0f} ms vs "
+                    f"{1000 * plain:.0f} ms | {_ratio(plain, fwd)} | speed-up of the fusion "
+                    "(the two alternating; bit-identical maps) |")
     for name, other in (("bf16 autocast", bf16), ("onnxruntime", ort)):
         rows.append(f"| forward {name} vs fp32 | {1000 * other['stages']['forward']:.0f} ms vs "
                     f"{1000 * fwd:.0f} ms | {_ratio(fwd, other['stages']['forward'])} | "

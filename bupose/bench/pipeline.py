@@ -2,7 +2,9 @@
 
 For each image, medians over repeated runs after warm-up of:
   preprocess  resize-align + normalise, every test scale;
-  forward     the network calls (1 + flip per scale), alone (``tta.forward_passes``);
+  forward     the network calls (1 + flip per scale), alone (``tta.forward_passes``); when
+              the fast path fused the convolutions with their add / ReLU, the same calls
+              without fusion too (``forward_unfused``), the two alternating;
   aggregate   the rest of ``Predictor.maps``, timed on those outputs: flipping the mirror pass
               back, stage averaging, flip fusion, projection, multi-scale averaging;
   decode      ``Predictor.decode``, and for the "ae" decoder its stages: ``peaks`` (checks,
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bupose.bench.measure import median_seconds
+from bupose.bench.measure import interleaved_medians, median_seconds
 from bupose.inference import tta
 
 
@@ -30,9 +32,9 @@ def time_image(predictor: Any, image: np.ndarray, repeat: int, warmup: int) -> d
     scales = sorted(predictor.scales, reverse=True)
     inputs = [predictor.prepare(image, s)[0] for s in scales]
 
-    def forward() -> list[list[list[torch.Tensor]]]:
+    def forward(model: Any = predictor.model) -> list[list[list[torch.Tensor]]]:
         with torch.inference_mode():
-            return [tta.forward_passes(predictor.model, x, predictor.flip) for x in inputs]
+            return [tta.forward_passes(model, x, predictor.flip) for x in inputs]
 
     def preprocess() -> None:
         for s in scales:
@@ -47,9 +49,15 @@ def time_image(predictor: Any, image: np.ndarray, repeat: int, warmup: int) -> d
                 predictor.accumulate(acc, s, tta.flip_back(raw), base_size)
             tta.finish_scales(acc)
 
-    t: dict[str, Any] = {"preprocess": median_seconds(preprocess, repeat, warmup),
-                         "forward": median_seconds(forward, repeat, warmup),
-                         "aggregate": median_seconds(aggregate, repeat, warmup)}
+    t: dict[str, Any] = {"preprocess": median_seconds(preprocess, repeat, warmup)}
+    unfused = _unfused(predictor.model)
+    if unfused is None:
+        t["forward"] = median_seconds(forward, repeat, warmup)
+    else:
+        t.update(interleaved_medians({"forward": forward,
+                                      "forward_unfused": lambda: forward(unfused)},
+                                     repeat, warmup))
+    t["aggregate"] = median_seconds(aggregate, repeat, warmup)
     maps = predictor.maps(image)
     t["decode"] = median_seconds(lambda: predictor.decode(maps), repeat, warmup)
     if predictor.decoder == "ae":
@@ -58,6 +66,19 @@ def time_image(predictor: Any, image: np.ndarray, repeat: int, warmup: int) -> d
     t["input_hw"] = [int(x) for x in inputs[0].shape[-2:]]
     t["people"] = len(predictor.decode(maps))
     return t
+
+
+def _unfused(model: Any) -> Any:
+    """The fast-path ``model`` run without its convolution fusion (same weights), or None when
+    it runs none (``bupose.inference.fast.InferenceModel.runner``, fused now if pending)."""
+    from bupose.inference.fast import InferenceModel
+
+    if not isinstance(model, InferenceModel):
+        return None
+    model.fuse_now()
+    if model.runner is model.net:
+        return None
+    return InferenceModel(model.net, model.precision, model.channels_last)
 
 
 def _ae_stages(predictor: Any, maps: Any, repeat: int, warmup: int) -> dict[str, float]:

@@ -184,8 +184,11 @@ def _print(r: dict[str, Any]) -> None:
     ms = {k: f"{1000 * v:.1f} ms" for k, v in s.items()}
     print(f"bupose bench: {r['model'] or 'exported model'} ({r['backend']}, {r['precision']}), "
           f"{r['images']}, flip {r['flip']}, scales {r['scales']}, {r['threads']} thread(s)")
-    rows = [("preprocess", ms["preprocess"]), ("forward", ms["forward"]),
-            ("flip/aggregate", ms["aggregate"]), ("decode", ms["decode"])]
+    rows = [("preprocess", ms["preprocess"]), ("forward", ms["forward"])]
+    if "forward_unfused" in s:
+        rows.append(("  without conv fusion", f"{ms['forward_unfused']} "
+                     f"({s['forward_unfused'] / s['forward']:.2f}x the fused time)"))
+    rows += [("flip/aggregate", ms["aggregate"]), ("decode", ms["decode"])]
     rows += [(f"  {k[7:]}", ms[k]) for k in ("decode_peaks", "decode_match", "decode_finish")
              if k in ms]
     rows.append(("end to end / image", ms["end_to_end"]))

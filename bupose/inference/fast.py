@@ -1,5 +1,6 @@
 """The inference fast path: BatchNorm folded into the convolutions, optional channels-last
-memory format and reduced-precision autocast (issue 12).
+memory format, convolutions fused with their add / ReLU (``bupose.inference.fuse``) and
+reduced-precision autocast (issue 12).
 
 ``optimize_for_inference(model)`` returns an eval copy of a pose network whose every BatchNorm
 that directly follows a convolution (the only consumer of the convolution's output) is folded
@@ -108,12 +109,41 @@ def fold_batchnorm(model: nn.Module, probe: Tensor | None = None) -> nn.Module:
             _fold(model.get_submodule(conv_name), model.get_submodule(bn_name))  # type: ignore[arg-type]
             _replace(model, bn_name, nn.Identity())
         after = _tensors(model(probe))
-    for a, b in zip(before, after):
-        tol = 1e-4 * max(1.0, float(a.abs().max()))
-        if a.shape != b.shape or not torch.allclose(a, b, rtol=0, atol=tol):
-            raise RuntimeError("BatchNorm folding changed the outputs: a folded BN input is "
-                               "read elsewhere in the model")
+    if not _same(before, after):
+        raise RuntimeError("BatchNorm folding changed the outputs: a folded BN input is "
+                           "read elsewhere in the model")
     return model
+
+
+def _same(before: list[Tensor], after: list[Tensor]) -> bool:
+    """Equal shapes and values within 1e-4 of each output's scale (float32 rounding)."""
+    return len(before) == len(after) and all(
+        a.shape == b.shape and torch.allclose(a, b, rtol=0, atol=1e-4 * max(1.0, float(
+            a.abs().max()))) for a, b in zip(before, after))
+
+
+def fuse_pointwise(net: nn.Module, probe: Tensor | None = None) -> nn.Module:
+    """``bupose.inference.fuse.fuse_conv_pointwise(net)`` (may modify ``net`` in place), checked
+    against ``net``'s outputs on ``probe`` (default two (3, 128, 128) random images,
+    channels-last).
+
+    Raises:
+        RuntimeError: the fused module's outputs differ from ``net``'s.
+    """
+    from bupose.inference.fuse import fuse_conv_pointwise
+
+    if probe is None:  # two images: PyTorch runs (and fusion replaces) oneDNN at any size
+        probe = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+        param = next(iter(net.parameters()), None)
+        probe = probe.contiguous(memory_format=torch.channels_last).to(
+            param.device if param is not None else "cpu")
+    with torch.inference_mode():
+        before = [t.clone() for t in _tensors(net(probe))]
+        runner = fuse_conv_pointwise(net)
+        after = _tensors(runner(probe))
+    if not _same(before, after):
+        raise RuntimeError("fusing the convolutions with their add / ReLU changed the outputs")
+    return runner
 
 
 def _tensors(out: object) -> list[Tensor]:
@@ -137,11 +167,23 @@ class InferenceModel(nn.Module):
         net: the (folded) network, eval mode.
         precision: "fp32", "bf16" or "fp16" (autocast of the forward pass on the net's device).
         channels_last: feed NHWC (channels-last) inputs; the net's weights must be converted too.
+        fuse: from the second call on, run ``fuse_pointwise(net)`` (which shares ``net``'s
+            parameters) in place of ``net``. Not at the first: tracing and checking it costs
+            0.1-0.4 s on a CPU here, which a one-image run would not win back.
     """
 
-    def __init__(self, net: nn.Module, precision: str = "fp32", channels_last: bool = False):
+    def __init__(self, net: nn.Module, precision: str = "fp32", channels_last: bool = False,
+                 fuse: bool = False):
         super().__init__()
         self.net, self.precision, self.channels_last = net, precision, channels_last
+        self.fuse_pending, self.calls = fuse, 0
+        self.__dict__["runner"] = net  # not a submodule: the state dict stays ``net``'s
+
+    def fuse_now(self) -> None:
+        """Build the fused runner now if it is still pending (``fuse``)."""
+        if self.fuse_pending:
+            self.__dict__["runner"] = fuse_pointwise(self.net)
+            self.fuse_pending = False
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -151,10 +193,13 @@ class InferenceModel(nn.Module):
 
     def forward(self, images: Tensor) -> object:
         """images (B, 3, H, W) float32 -> the net's outputs, float32, contiguous NCHW."""
+        self.calls += 1
+        if self.calls > 1:
+            self.fuse_now()
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(self.precision, images.device):
-            out = self.net(images)
+            out = self.runner(images)
         return _as_float(out)
 
 
@@ -196,11 +241,13 @@ def default_channels_last(device: torch.device | str) -> bool:
 
 def optimize_for_inference(model: nn.Module, *, precision: str = "fp32",
                            channels_last: bool | None = None,
-                           fold_bn: bool = True) -> InferenceModel:
+                           fold_bn: bool = True, fuse: bool | None = None) -> InferenceModel:
     """An ``InferenceModel`` of a copy of ``model``: BatchNorm folded (``fold_batchnorm``),
     weights channels-last (default ``default_channels_last`` of the model's device), run under
-    ``precision``. The model itself is not modified. A model without parameters (an exported
-    network) is wrapped as it is."""
+    ``precision``, convolutions fused with their add / ReLU from its second call on
+    (``fuse_pointwise``; default when folded, fp32, channels-last, on the CPU). The model
+    itself is not modified. A model without parameters (an exported network) is wrapped as it
+    is."""
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     check_precision(precision, device)
@@ -213,4 +260,6 @@ def optimize_for_inference(model: nn.Module, *, precision: str = "fp32",
         channels_last = default_channels_last(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return InferenceModel(net, precision, channels_last)
+    if fuse is None:
+        fuse = fold_bn and channels_last and precision == "fp32" and device.type == "cpu"
+    return InferenceModel(net, precision, channels_last, fuse)

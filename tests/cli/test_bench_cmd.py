@@ -17,12 +17,13 @@ def test_bench_default_model_json(tmp_path, capsys) -> None:
     assert main(["bench", "--repeat", "1", "--warmup", "0", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     for label in ("forward", "flip/aggregate", "decode", "end to end", "folder overlapped",
-                  "start-up `bupose --help`", "peak RSS", "% of the conv peak"):
+                  "start-up `bupose --help`", "peak RSS", "% of the conv peak",
+                  "without conv fusion"):
         assert label in printed
     r = json.loads(out.read_text())
     stages = r["stages"]
-    for key in ("preprocess", "forward", "aggregate", "decode", "decode_peaks", "decode_match",
-                "decode_finish", "end_to_end"):
+    for key in ("preprocess", "forward", "forward_unfused", "aggregate", "decode",
+                "decode_peaks", "decode_match", "decode_finish", "end_to_end"):
         assert math.isfinite(stages[key]) and stages[key] >= 0, key
     assert stages["forward"] > 0 and stages["end_to_end"] >= stages["forward"]
     assert r["model"] == "higherhrnet_tiny" and r["flip"] is True
