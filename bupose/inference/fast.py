@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+FUSE_AFTER_CALLS = 2  # an image and its mirror image
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -167,9 +168,10 @@ class InferenceModel(nn.Module):
         net: the (folded) network, eval mode.
         precision: "fp32", "bf16" or "fp16" (autocast of the forward pass on the net's device).
         channels_last: feed NHWC (channels-last) inputs; the net's weights must be converted too.
-        fuse: from the second call on, run ``fuse_pointwise(net)`` (which shares ``net``'s
-            parameters) in place of ``net``. Not at the first: tracing and checking it costs
-            0.1-0.4 s on a CPU here, which a one-image run would not win back.
+        fuse: from the third call on (``FUSE_AFTER_CALLS``), run ``fuse_pointwise(net)``
+            (which shares ``net``'s parameters) in place of ``net``. Tracing and checking it
+            costs 0.1-0.4 s on a CPU here, which a one-image run (one call, two with flip)
+            would not win back.
     """
 
     def __init__(self, net: nn.Module, precision: str = "fp32", channels_last: bool = False,
@@ -194,7 +196,7 @@ class InferenceModel(nn.Module):
     def forward(self, images: Tensor) -> object:
         """images (B, 3, H, W) float32 -> the net's outputs, float32, contiguous NCHW."""
         self.calls += 1
-        if self.calls > 1:
+        if self.calls > FUSE_AFTER_CALLS:
             self.fuse_now()
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -244,7 +246,7 @@ def optimize_for_inference(model: nn.Module, *, precision: str = "fp32",
                            fold_bn: bool = True, fuse: bool | None = None) -> InferenceModel:
     """An ``InferenceModel`` of a copy of ``model``: BatchNorm folded (``fold_batchnorm``),
     weights channels-last (default ``default_channels_last`` of the model's device), run under
-    ``precision``, convolutions fused with their add / ReLU from its second call on
+    ``precision``, convolutions fused with their add / ReLU from its third call on
     (``fuse_pointwise``; default when folded, fp32, channels-last, on the CPU). The model
     itself is not modified. A model without parameters (an exported network) is wrapped as it
     is."""

@@ -37,3 +37,19 @@ def test_interleaved_rounds_and_medians(monkeypatch):
 def test_interleaved_rejects_bad_counts(repeat, warmup):
     with pytest.raises(ValueError, match="repeat >= 1"):
         measure.interleaved_medians({"a": lambda: None}, repeat, warmup)
+
+
+def test_conv_peak_is_the_fastest_run_of_each_format(monkeypatch):
+    """A peak, not a median: one slow or fast outlier per format, the fastest run counts."""
+    times = iter([0.5, 0.1, 0.3, 0.2, 0.4, 0.8])  # nchw runs, then nhwc runs
+    monkeypatch.setattr(measure, "_seconds", lambda fn: next(times))
+    out = measure.conv_peak_gflops(repeat=3, warmup=0)
+    flops = 2.0 * 128 * 128 * 9 * 128 * 128 / 1e9
+    assert out["nchw"] == pytest.approx(flops / 0.1)
+    assert out["nhwc"] == pytest.approx(flops / 0.2)
+    assert out["peak"] == out["nchw"]
+
+
+def test_higher_peak_takes_each_key_from_the_better_measurement():
+    a, b = {"nchw": 10.0, "nhwc": 30.0, "peak": 30.0}, {"nchw": 20.0, "nhwc": 25.0, "peak": 25.0}
+    assert measure.higher_peak(a, b) == {"nchw": 20.0, "nhwc": 30.0, "peak": 30.0}
