@@ -55,6 +55,16 @@ def uses_onednn(x: Tensor, conv: nn.Conv2d) -> bool:
     return conv.groups > 1 or (kh > 3 and kw > 3) or batch > 1 or x.numel() > 20480
 
 
+def _output_shape(x: Tensor, conv: nn.Conv2d) -> tuple[int, int, int, int]:
+    """(B, C_out, H', W') of ``conv(x)`` for x (B, C_in, H, W) and numeric padding."""
+    size = [x.shape[0], conv.out_channels]
+    padding: tuple[int, ...] = conv.padding  # type: ignore[assignment]  # numeric (fusable)
+    for n, k, p, s, d in zip(x.shape[-2:], conv.kernel_size, padding, conv.stride,
+                             conv.dilation):
+        size.append((n + 2 * p - d * (k - 1) - 1) // s + 1)
+    return tuple(size)  # type: ignore[return-value]
+
+
 class PointwiseConv(nn.Module):
     """``conv(x)``, ``+ other`` if given, then ReLU if ``relu``, as one oneDNN call where
     PyTorch itself would run the convolution with oneDNN (``uses_onednn``); elsewhere as the
@@ -76,7 +86,8 @@ class PointwiseConv(nn.Module):
     def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
         """x (B, C_in, H, W), other (B, C_out, H', W') -> (B, C_out, H', W')."""
         c = self.conv
-        if not uses_onednn(x, c):
+        if not uses_onednn(x, c) or other is not None and (
+                other.shape != _output_shape(x, c) or other.dtype != x.dtype):  # broadcast
             y = c(x) if other is None else c(x) + other
             return torch.relu(y) if self.relu else y
         args = (c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups)

@@ -89,6 +89,16 @@ def test_conv_add_relu_fuses_in_either_operand_order(shortcut_first) -> None:
     _assert_bit_equal(net, runner, torch.randn(2, 4, 40, 40))
 
 
+def test_a_broadcast_addend_runs_unfused() -> None:
+    """oneDNN's binary post-operation needs the output's shape; PyTorch's add broadcasts."""
+    conv = nn.Conv2d(4, 6, 3, padding=1, stride=2).eval()
+    fused = PointwiseConv(conv, relu=True)
+    x = torch.randn(2, 4, 15, 15)
+    with torch.inference_mode():
+        for other in (torch.randn(2, 6, 8, 8), torch.randn(1, 6, 8, 8), torch.randn(6, 1, 1)):
+            assert torch.equal(fused(x, other), torch.relu(conv(x) + other))
+
+
 def test_an_in_place_add_into_the_other_operand_is_left_alone() -> None:
     net = _Residual(inplace_into_other=True).eval()
     runner = fuse_conv_pointwise(copy.deepcopy(net))
