@@ -204,9 +204,20 @@ def _fuse_sequentials(module: nn.Module) -> None:
     for name, child in module.named_children():
         gm = _fused_graph(child) if isinstance(child, nn.Sequential) else None
         if gm is not None:
+            gm.__dict__["unfused"] = child  # for ``unfuse``; not a submodule
             setattr(module, name, gm)
         else:
             _fuse_sequentials(child)
+
+
+def unfuse(net: nn.Module) -> None:
+    """Undo, in place, the Sequential replacements ``fuse_conv_pointwise`` made in ``net``."""
+    for name, child in net.named_children():
+        original = child.__dict__.get("unfused")
+        if original is not None:
+            setattr(net, name, original)
+        else:
+            unfuse(child)
 
 
 def fuse_conv_pointwise(net: nn.Module) -> nn.Module:
@@ -218,7 +229,8 @@ def fuse_conv_pointwise(net: nn.Module) -> nn.Module:
 
     Args:
         net: an eval-mode network whose BatchNorms are folded (a BN between a convolution and
-            its ReLU stops the match); when it cannot be traced whole it is modified in place.
+            its ReLU stops the match); when it cannot be traced whole it is modified in place
+            (``unfuse`` restores it).
     """
     if not available():
         return net

@@ -153,11 +153,36 @@ def test_fast_path_fuses_from_its_third_call_with_the_nets_state() -> None:
         assert other.runner is other.net and _fused_count(other.runner) == 0
 
 
-def test_fuse_pointwise_refuses_a_changed_output(monkeypatch) -> None:
+def test_a_fusion_that_changes_the_outputs_is_undone_with_a_warning(monkeypatch) -> None:
     import bupose.inference.fuse as fuse
 
     monkeypatch.setattr(fuse.PointwiseConv, "forward",
                         lambda self, x, other=None: self.conv(x) * 1.5)
     net = fold_batchnorm(_with_bn_stats(create_model("higherhrnet_tiny")))
-    with pytest.raises(RuntimeError, match="changed the outputs"):
-        fuse_pointwise(net.to(memory_format=torch.channels_last))
+    net = net.to(memory_format=torch.channels_last)
+    with pytest.warns(RuntimeWarning, match="changed the outputs"):
+        assert fuse_pointwise(net) is net
+    assert _fused_count(net) == 0
+
+
+class _IndexesItsSequential(nn.Module):
+    """Traceable parts, but a forward that reads a Sequential's items (data-dependent control
+    flow stops tracing the whole)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 2:
+            raise ValueError("even widths only")
+        return self.body[1](self.body[0](x))
+
+
+def test_a_network_that_breaks_when_fused_is_restored() -> None:
+    net = _IndexesItsSequential().eval()
+    reference = copy.deepcopy(net)
+    with pytest.warns(RuntimeWarning, match="failed"):
+        assert fuse_pointwise(net, torch.randn(2, 3, 8, 8)) is net
+    assert isinstance(net.body, nn.Sequential) and _fused_count(net) == 0
+    _assert_bit_equal(reference, net, torch.randn(2, 3, 8, 8))
