@@ -138,9 +138,9 @@ def fuse_pointwise(net: nn.Module, probe: Tensor | None = None) -> nn.Module:
         probe = probe.contiguous(memory_format=torch.channels_last).to(
             param.device if param is not None else "cpu")
     with torch.inference_mode():
-        before = [t.clone() for t in _tensors(net(probe))]
-        runner = fuse_conv_pointwise(net)
         try:
+            before = [t.clone() for t in _tensors(net(probe))]
+            runner = fuse_conv_pointwise(net)
             problem = None if _same(before, _tensors(runner(probe))) else "changed the outputs"
         except Exception as err:  # noqa: BLE001 - any failure: run the network unfused
             problem = f"failed ({type(err).__name__}: {err})"
