@@ -17,12 +17,7 @@ def median_seconds(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -
         raise ValueError(f"need repeat >= 1 and warmup >= 0, got {repeat}, {warmup}")
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(_seconds(fn) for _ in range(repeat))
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int = 3,
