@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from typing import Any
@@ -14,12 +15,14 @@ from bupose.utils.allocator import _user_chose_allocator
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 
-# Allocate, touch and free a 256 MiB block twelve times; print the minor page faults of the first
-# round (a fresh block: faulted in either mode, whatever the page size) and of the last four, and
-# whether the settings took effect. Tuned, the first rounds may still fault: the small objects
-# Python allocates between two rounds can sit just above a freed block, and an aligned request
-# needs a little more than the freed block, so the heap grows by a few blocks before freed
-# neighbours coalesce and every round is served from kept memory.
+# Allocate, touch and free a 64 MiB block (above glibc's largest dynamic mmap threshold, 32 MiB)
+# thirty-two times; print the minor page faults of each round and whether the settings took
+# effect. The first round faults its block in either mode (whatever the page size). Tuned, some
+# later rounds fault too: the small objects Python allocates between two rounds can sit just above
+# a freed block, and an aligned request needs a little more than the freed block, so the heap
+# grows by a block per round for a while before freed neighbours coalesce (rounds 2-7 in some runs
+# here; once in CI, one of rounds 9-12). The claim is about the steady state, so the test compares
+# the median of the last sixteen rounds.
 _PROBE = """
 import json, resource, sys
 import torch
@@ -28,15 +31,12 @@ if sys.argv[1] == "tuned":
     tune_malloc()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-start = faults()
-torch.ones(64 << 20)
-first = faults() - start
-for _ in range(7):
-    torch.ones(64 << 20)
-start = faults()
-for _ in range(4):
-    torch.ones(64 << 20)
-print(json.dumps({"first": first, "last4": faults() - start, "state": malloc_state()}))
+rounds = []
+for _ in range(32):
+    start = faults()
+    torch.ones(16 << 20)
+    rounds.append(faults() - start)
+print(json.dumps({"rounds": rounds, "state": malloc_state()}))
 """
 
 
@@ -56,8 +56,10 @@ def _probe(mode: str, **env: str) -> dict[str, Any]:
 def test_tuned_malloc_reuses_freed_blocks() -> None:
     default, tuned = _probe("default"), _probe("tuned")
     assert default["state"] == "default" and tuned["state"] == "tuned"
-    assert default["last4"] > 0.9 * 4 * default["first"]  # glibc's mmap path: faulted again
-    assert tuned["last4"] < 0.05 * 4 * tuned["first"]  # the heap keeps the block
+    first = default["rounds"][0]
+    assert statistics.median(default["rounds"][-16:]) > 0.9 * first  # mmap path: faulted again
+    assert tuned["rounds"][0] > 0.9 * first  # a fresh block is faulted in either mode
+    assert statistics.median(tuned["rounds"][-16:]) < 0.05 * first  # the heap keeps the block
 
 
 def test_user_choice_wins() -> None:
