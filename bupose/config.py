@@ -3,21 +3,21 @@
 A recipe file has one mapping per section (``model``, ``data``, ``loss``, ``optim``, ``train``,
 ``eval``) plus the top-level ``method`` (which training task builds the dataset, loss and
 predictor: "ae" for HigherHRNet / HAE / the fusion model; later "simplepose", "cal"). Every key is
-checked: an unknown key or a value of the wrong type is a ConfigError naming the file and the key.
+checked: an unknown key or a value of the wrong type is a ConfigError naming the file and the key
+(the reader itself is ``bupose.utils.typed_config``).
 Only the engine and the CLI read these objects; everything below them takes explicit arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bupose.errors import ConfigError
+from bupose.utils.typed_config import build_dataclass, plain, set_dotted
 
 
 @dataclass(frozen=True)
@@ -391,7 +391,7 @@ def load_config(path: str | os.PathLike) -> ExperimentCfg:
 
 def config_from_dict(data: Any, source: str = "config") -> ExperimentCfg:
     """Build an ExperimentCfg from nested plain data (the YAML form), checking every key."""
-    cfg = _build(ExperimentCfg, data, source, "")
+    cfg = build_dataclass(ExperimentCfg, data, source, CHOICES)
     _check_ranges(cfg, source)
     return cfg
 
@@ -414,7 +414,7 @@ def _check_ranges(cfg: Any, source: str) -> None:
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """Nested plain data (tuples as lists) that ``config_from_dict`` reads back unchanged."""
-    return _plain(dataclasses.asdict(cfg))
+    return plain(dataclasses.asdict(cfg))
 
 
 def dump_config(cfg: ExperimentCfg) -> str:
@@ -452,140 +452,5 @@ def apply_overrides(
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"{source}: expected KEY=VALUE, got {item!r}")
-        _set_path(data, key.split("."), text, source)
+        set_dotted(ExperimentCfg, data, key.split("."), text, source)
     return config_from_dict(data, source=source)
-
-
-def _set_path(data: dict[str, Any], parts: list[str], text: str, source: str) -> None:
-    import yaml
-
-    cls: Any = ExperimentCfg
-    node = data
-    for i, part in enumerate(parts):
-        dotted = ".".join(parts[: i + 1])
-        last = i == len(parts) - 1
-        if cls is None:  # inside a free-form dict field
-            if last:
-                node[part] = _yaml_value(text, dotted, source)
-            else:
-                node = node.setdefault(part, {})
-            continue
-        hints = typing.get_type_hints(cls)
-        if part not in hints:
-            raise _unknown(source, dotted, hints)
-        tp = hints[part]
-        if last:
-            try:
-                node[part] = text if tp is str else yaml.safe_load(text)
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{source}: {dotted}: cannot read {text!r}: {e}") from None
-            return
-        if dataclasses.is_dataclass(tp):
-            cls, node = tp, node[part]
-        elif typing.get_origin(tp) is dict:
-            cls, node = None, node[part]
-        else:
-            raise ConfigError(f"{source}: {dotted} is a {_type_name(tp)}, it has no sub-keys")
-
-
-def _yaml_value(text: str, key: str, source: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: {key}: cannot read {text!r}: {e}") from None
-
-
-def _unknown(source: str, key: str, known: Any) -> ConfigError:
-    name = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(name, list(known), n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return ConfigError(f"{source}: unknown key {key!r}{hint} (known: {', '.join(known)})")
-
-
-def _build(cls: Any, data: Any, source: str, prefix: str) -> Any:
-    where = prefix.rstrip(".") or "top level"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {where} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if key not in hints:
-            raise _unknown(source, dotted, hints)
-        kwargs[key] = _coerce(value, hints[key], source, dotted)
-        allowed = CHOICES.get(dotted)
-        if allowed and kwargs[key] not in allowed:
-            raise ConfigError(
-                f"{source}: {dotted} is {kwargs[key]!r}; choose one of {', '.join(allowed)}"
-            )
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
-    """``value`` converted to type ``tp`` (int/float/str/bool, tuples, dicts, dataclasses)."""
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, source, f"{key}.")
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"{source}: {key} must be {_type_name(tp)}, got {value!r}")
-    if origin is tuple:
-        args = typing.get_args(tp)
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], source, key) for v in items)
-        if len(items) != len(args):
-            raise bad
-        return tuple(_coerce(v, a, source, key) for v, a in zip(items, args))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        if isinstance(value, float) and not value.is_integer():
-            raise bad
-        return int(value)
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    raise bad
-
-
-def _type_name(tp: Any) -> str:
-    if dataclasses.is_dataclass(tp):
-        return f"a mapping ({tp.__name__})"
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_type_name(args[0])}"
-        return f"a list of {len(args)} values"
-    if origin is dict:
-        return "a mapping"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
