@@ -2,9 +2,9 @@
 
 A recipe file has one mapping per section (``model``, ``data``, ``loss``, ``optim``, ``train``,
 ``eval``) plus the top-level ``method`` (which training task builds the dataset, loss and
-predictor: "ae" for HigherHRNet / HAE / the fusion model; later "simplepose", "cal"). Every key is
-checked: an unknown key or a value of the wrong type is a ConfigError naming the file and the key
-(the reader itself is ``bupose.utils.typed_config``).
+predictor: "ae" for HigherHRNet / HAE / the fusion model, "offsets" for SimplePose V2, "cal" for
+CAL). Every key is checked: an unknown key or a value of the wrong type is a ConfigError naming
+the file and the key (the reader itself is ``bupose.utils.typed_config``).
 Only the engine and the CLI read these objects; everything below them takes explicit arguments.
 """
 
