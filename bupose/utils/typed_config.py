@@ -132,7 +132,7 @@ def plain(obj: Any) -> Any:
 
 def type_name(tp: Any) -> str:
     """How an error message names type ``tp`` ("a list of 2 values", "a mapping (LossCfg)")."""
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return f"a mapping ({tp.__name__})"
     origin = typing.get_origin(tp)
     if origin is tuple:

@@ -42,7 +42,7 @@ def test_build_coerces_and_defaults() -> None:
     ({"inner": {"size": [1, 2, 3]}}, "inner.size must be a list of 2 values"),
     ({"inner": {"rat": 1}}, "unknown key 'inner.rat'; did you mean rate?"),
     ({"flag": 1}, "flag must be bool"),
-    ({"steps": [1.5]}, "steps must be a list of int"),
+    ({"steps": [1.5]}, "steps must be int, got 1.5"),
     ({"inner": 3}, "inner must be a mapping, got int"),
 ])
 def test_build_errors_name_source_and_key(data: dict[str, Any], words: str) -> None:
