@@ -198,13 +198,14 @@ def identical(ours: Any, people: np.ndarray, scores: np.ndarray) -> int:
     return hits
 
 
-def oks_to_reference(poses: np.ndarray, reference: np.ndarray) -> list[float]:
-    """For each reference person (N, K, 3), the OKS (COCO sigmas) of the person of ``poses``
-    (M, K, 3) it is matched to, one to one, greedily by OKS; 0 when none is left."""
+def oks_to_reference(poses: np.ndarray, reference: np.ndarray,
+                     sigmas: Any = None) -> list[float]:
+    """For each reference person (N, K, 3), the OKS (``sigmas``, default COCO's) of the person
+    of ``poses`` (M, K, 3) it is matched to, one to one, greedily by OKS; 0 when none is left."""
     from bupose.inference.track import pose_oks
     from bupose.structures.spec import get_spec
 
-    sigmas = get_spec("coco17").sigmas
+    sigmas = get_spec("coco17").sigmas if sigmas is None else sigmas
     pairs = sorted(((pose_oks(a, b, sigmas), i, j) for i, a in enumerate(reference)
                     for j, b in enumerate(poses)), reverse=True)
     best, used_i, used_j = [0.0] * len(reference), set(), set()
