@@ -61,6 +61,19 @@ def map_deviation(maps: Any, reference: Any) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def image_set(args: argparse.Namespace, tmp: Path) -> tuple[list[Path], dict[str, Any] | None]:
+    """The images to run (``--images`` or synthetic ones) and their COCO dict (synthetic only)."""
+    if args.images is None:
+        return synthetic_set(tmp / "data", args.count)
+    if not args.images.is_dir():
+        raise SystemExit(f"--images {args.images}: not a folder")
+    paths = sorted(p for p in args.images.iterdir()
+                   if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.count]
+    if not paths:
+        raise SystemExit(f"--images {args.images}: no .jpg or .png images")
+    return paths, None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench_e2e import oks_to_reference
 
@@ -68,30 +81,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bupose.evaluation import score_keypoints
     from bupose.utils.io import read_image
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_precision_"))
-    if args.images:
-        paths, data = sorted(p for p in args.images.iterdir()
-                             if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.count], None
-    else:
-        paths, data = synthetic_set(tmp / "data", args.count)
-    if not paths:
-        raise SystemExit(f"{args.images}: no images")
-    model = model_from_args(args, use_default=True).eval()
-    runs = predictors(model, args.variants, tmp)
-    spec = runs["fp32"].spec
-    rows = {v: {"heatmaps": 0.0, "tags": 0.0, "oks": [], "results": []} for v in args.variants}
-    for image_id, path in enumerate(paths, 1):
-        if data is not None:
-            image_id = data["images"][image_id - 1]["id"]
-        image = read_image(path)
-        maps = {name: p.maps(image) for name, p in runs.items()}
-        poses = {name: runs[name].decode(m) for name, m in maps.items()}
-        for name, row in rows.items():
-            heat, tags = map_deviation(maps[name], maps["fp32"])
-            row["heatmaps"], row["tags"] = max(row["heatmaps"], heat), max(row["tags"], tags)
-            oks = oks_to_reference(poses[name].keypoints, poses["fp32"].keypoints, spec.sigmas)
-            row["oks"] += [[float(score), o] for score, o in zip(poses["fp32"].scores, oks)]
-            row["results"] += poses[name].to_coco(image_id)
+    with tempfile.TemporaryDirectory(prefix="bench_precision_") as folder:
+        paths, data = image_set(args, Path(folder))
+        model = model_from_args(args, use_default=True).eval()
+        runs = predictors(model, args.variants, Path(folder))
+        spec = runs["fp32"].spec
+        ids = [im["id"] for im in data["images"]] if data else range(1, len(paths) + 1)
+        rows = {v: {"heatmaps": 0.0, "tags": 0.0, "oks": [], "results": []} for v in runs}
+        for image_id, path in zip(ids, paths):
+            image = read_image(path)
+            maps = {name: p.maps(image) for name, p in runs.items()}
+            poses = {name: runs[name].decode(m) for name, m in maps.items()}
+            for name, row in rows.items():
+                heat, tags = map_deviation(maps[name], maps["fp32"])
+                row["heatmaps"], row["tags"] = max(row["heatmaps"], heat), max(row["tags"], tags)
+                oks = oks_to_reference(poses[name].keypoints, poses["fp32"].keypoints,
+                                       spec.sigmas)
+                row["oks"] += [[float(score), o] for score, o in zip(poses["fp32"].scores, oks)]
+                row["results"] += poses[name].to_coco(image_id)
     for row in rows.values():
         results = row.pop("results")
         row["ap"] = None if data is None else score_keypoints(results, data, "coco",

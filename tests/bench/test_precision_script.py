@@ -43,3 +43,10 @@ def test_agreement_table_on_synthetic_images(bench_precision, tmp_path: Path,  #
 def test_unknown_variant_is_refused(bench_precision) -> None:  # noqa: ANN001
     with pytest.raises(SystemExit):
         bench_precision.main(["--variants", "fp64"])
+
+
+def test_images_folder_must_hold_images(bench_precision, tmp_path: Path) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit, match="no .jpg or .png images"):
+        bench_precision.main(["--images", str(tmp_path)])
+    with pytest.raises(SystemExit, match="not a folder"):
+        bench_precision.main(["--images", str(tmp_path / "missing")])
