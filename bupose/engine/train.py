@@ -96,6 +96,7 @@ def fit(cfg: ExperimentCfg, out_dir: str | Path, resume: bool = False) -> dict[s
                                            or epoch + 1 == tc.epochs):
             metrics = _validate(run, epoch)
     run.logger.close()
+    dist.barrier()  # no rank leaves the group while another still writes or communicates
     return {"step": run.progress.step, "epoch": run.progress.epoch,
             "best_ap": run.progress.best_ap, "metrics": metrics, "stopped_early": stopped_early}
 
