@@ -240,6 +240,21 @@ def autocast(precision: str, device: torch.device | str = "cpu") -> Iterator[Non
         yield
 
 
+def warn_if_emulated(precision: str, device: torch.device | str) -> None:
+    """A RuntimeWarning when a CPU without bf16 / fp16 instructions (AVX-512-BF16 or AMX;
+    AVX-512-FP16 or AMX-FP16) is asked for that precision: oneDNN then converts and computes
+    in float32, ~10x slower than fp32 (the README's table: 0.09x on an AVX2 EPYC)."""
+    if precision == "fp32" or torch.device(device).type != "cpu":
+        return
+    try:
+        native = bool(getattr(torch.ops.mkldnn, f"_is_mkldnn_{precision}_supported")())
+    except (AttributeError, RuntimeError):  # this build cannot tell: say nothing, not a guess
+        return
+    if not native:
+        warnings.warn(f"{precision} on this CPU is emulated (no {precision} instructions): "
+                      "expect it several times slower than fp32", RuntimeWarning, stacklevel=3)
+
+
 def default_channels_last(device: torch.device | str) -> bool:
     """Channels-last pays for the HRNet convolutions on CPUs (W32-512 at 512x512 on a 2-core
     AVX2 EPYC: 0.76 s -> 0.63-0.67 s per forward, folded); on CUDA too with fp16/bf16."""
@@ -258,6 +273,7 @@ def optimize_for_inference(model: nn.Module, *, precision: str = "fp32",
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     check_precision(precision, device)
+    warn_if_emulated(precision, device)
     if param is None:
         return InferenceModel(model, precision, False)
     net = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()

@@ -105,3 +105,23 @@ def test_predictor_runs_the_fast_copy_unless_told() -> None:
     assert isinstance(Predictor(model).model, InferenceModel)
     assert Predictor(model, fast=False).model is model
     assert Predictor(model, precision="bf16").model.precision == "bf16"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_emulated_precision_is_announced(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    class _Probe:  # stands in for torch.ops.mkldnn's support queries
+        def _is_mkldnn_bf16_supported(self) -> bool:
+            return native
+
+    monkeypatch.setattr(torch.ops, "mkldnn", _Probe())
+    model = create_model("higherhrnet_tiny").eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        optimize_for_inference(model, precision="bf16")
+        optimize_for_inference(model)  # fp32 is never announced
+    said = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert said == ([] if native else [
+        "bf16 on this CPU is emulated (no bf16 instructions): expect it several times slower "
+        "than fp32"])
