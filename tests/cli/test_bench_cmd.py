@@ -25,7 +25,9 @@ def test_bench_default_model_json(tmp_path, capsys) -> None:
     for key in ("preprocess", "forward", "forward_unfused", "aggregate", "decode",
                 "decode_peaks", "decode_match", "decode_finish", "end_to_end"):
         assert math.isfinite(stages[key]) and stages[key] >= 0, key
-    assert stages["forward"] > 0 and stages["end_to_end"] >= stages["forward"]
+    # Stages are timed in separate runs: no order between their medians is asserted (with one
+    # run each, end to end once measured 38.0 ms against a forward of 38.7 ms).
+    assert stages["forward"] > 0 and stages["end_to_end"] > 0
     assert r["model"] == "higherhrnet_tiny" and r["flip"] is True
     assert r["forward_gflops"] > 0 and r["forward_fraction_of_peak"] > 0
     assert r["conv_peak_gflops"]["peak"] >= r["conv_peak_gflops"]["nchw"] > 0
