@@ -242,8 +242,8 @@ def autocast(precision: str, device: torch.device | str = "cpu") -> Iterator[Non
 
 def warn_if_emulated(precision: str, device: torch.device | str) -> None:
     """A RuntimeWarning when a CPU without bf16 / fp16 instructions (AVX-512-BF16 or AMX;
-    AVX-512-FP16 or AMX-FP16) is asked for that precision: oneDNN then converts and computes
-    in float32, ~10x slower than fp32 (the README's table: 0.09x on an AVX2 EPYC)."""
+    AVX-512-FP16 or AMX-FP16), as oneDNN reports it, is asked for that precision: autocast then
+    runs slower kernels than fp32's (the README's table: 0.09x of fp32 on an AVX2 EPYC)."""
     if precision == "fp32" or torch.device(device).type != "cpu":
         return
     try:
